@@ -1,0 +1,1 @@
+"""UDP -> Kafka ingestion gateway for the IoT Burst Resilience Pilot."""

@@ -1,0 +1,1 @@
+"""Device fleet simulator, agent, controller and auditor for the IoT Burst Resilience Pilot."""
