@@ -1,0 +1,244 @@
+"""What a worker does with each datagram: dispatch, authenticate, deduplicate, produce, answer.
+
+Synchronous on purpose: ``datagram_received`` runs to completion without awaiting; Kafka completions come
+back through :meth:`DatagramHandler._job_done`. All decisions follow docs/protocol.md "Gateway rules".
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+
+from gateway import protocol
+from gateway.devices import DeviceState
+from gateway.kafka_out import Job, KafkaOut
+from gateway.logs import log_event
+from gateway.metrics import WorkerMetrics
+from gateway.protocol import ProtocolError
+from gateway.registry import KeyRegistry
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def payload_is_object(payload: bytes) -> bool:
+    """True when ``payload`` is a UTF-8 JSON object (strict: no NaN/Infinity, no UTF-16 detection)."""
+    try:
+        value = json.loads(payload.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return False
+    return type(value) is dict
+
+
+_VALUE = b'{"device_id":%b,"seq":%d,"device_ts_ms":%d,"gateway_ts_ms":%d,"proto":"%b","payload":%b}'
+
+
+@dataclass(slots=True, eq=False)
+class _Pending:
+    device: DeviceState
+    ranges: list[tuple[int, int]]
+
+
+class DatagramHandler:
+    def __init__(
+        self,
+        *,
+        registry: KeyRegistry,
+        kafka: KafkaOut,
+        metrics: WorkerMetrics,
+        send: object,
+        max_datagram_bytes: int,
+        max_inflight: int,
+        busy_retry_after_ms: int,
+        auth_fail_per_s: float,
+        regression_window: int,
+        legacy_binary: bool,
+        legacy_json: bool,
+    ) -> None:
+        self.registry = registry
+        self.kafka = kafka
+        self.m = metrics
+        self.send = send  # send(datagram: bytes, addr) -> None
+        self.max_datagram_bytes = max_datagram_bytes
+        self.max_inflight = max_inflight
+        self.busy_retry_after_ms = busy_retry_after_ms
+        self.auth_fail_interval = 1.0 / auth_fail_per_s if auth_fail_per_s > 0 else None
+        self.regression_window = regression_window
+        self.legacy_binary = legacy_binary
+        self.legacy_json = legacy_json
+        self.devices: dict[str, DeviceState] = {}
+        self.inflight = 0
+        self.accepting = True
+        self._auth_fail_next: dict[object, float] = {}
+
+    # ------------------------------------------------------------ entry point
+
+    def handle(self, data: bytes, addr: tuple) -> None:
+        if not self.accepting:
+            return
+        if len(data) > self.max_datagram_bytes:
+            self._invalid("oversized")
+            return
+        head = data[:2]
+        try:
+            if head == protocol.MAGIC:
+                self._handle_ibp(data, addr)
+            elif head == protocol.LEGACY_MAGIC:
+                if not self.legacy_binary:
+                    self._invalid("legacy_disabled")
+                    return
+                self._handle_legacy(data)
+            elif data.lstrip()[:1] == b"{":
+                if not self.legacy_json:
+                    self._invalid("legacy_disabled")
+                    return
+                self._handle_legacy(data)
+            else:
+                self._invalid("bad_magic")
+        except ProtocolError as exc:
+            self._invalid(exc.reason)
+        except Exception as exc:  # a bug must not kill the worker: count it, log it, go on
+            self._invalid("invalid")
+            log_event("handler_error", logging.ERROR, error=type(exc).__name__, detail=str(exc)[:200])
+
+    def _invalid(self, reason: str) -> None:
+        self.m.invalid[reason].inc()
+        self.m.datagrams["invalid"].inc()
+
+    # ------------------------------------------------------------ IBP/1
+
+    def _handle_ibp(self, data: bytes, addr: tuple) -> None:
+        received_at = time.monotonic()
+        batch = protocol.parse_data(data)
+        device = self.devices.get(batch.device_id)
+        key = device.key if device is not None else self.registry.key_for(batch.device_id)
+        if key is None or not batch.verify(key):
+            self._auth_failed(addr)
+            return
+        readings = batch.readings
+        for reading in readings:
+            if not payload_is_object(reading.payload):
+                raise ProtocolError("malformed_json")
+        m = self.m
+        if device is None:
+            device = DeviceState(batch.device_id, batch.device_id.encode(), key)
+            self.devices[batch.device_id] = device
+        device.addr = addr
+        device.last_seen = received_at
+        first, last = batch.first_seq, batch.last_seq
+        n = len(readings)
+        m.received.inc(n)
+        m.batch_readings.observe(n)
+        hwm = device.hwm
+        if hwm is not None and last + self.regression_window < hwm:
+            self._invalid("seq_regression")
+            return
+        ranges = device.new_ranges(first, last)
+        fresh = sum(hi - lo + 1 for lo, hi in ranges)
+        if fresh < n:
+            m.duplicates.inc(n - fresh)
+        if not ranges:
+            m.datagrams["duplicate"].inc()
+            if hwm is not None and last <= hwm:
+                self._ack(device, received_at)
+            return  # otherwise the readings are in flight: their ACK follows the commit
+        if self.inflight + fresh > self.max_inflight:
+            m.datagrams["busy"].inc()
+            m.busy_sent.inc()
+            self.send(protocol.encode_busy(device.device_id, key, self.busy_retry_after_ms), addr)
+            return
+        if hwm is not None and ranges[0][0] > hwm + 1 and not device.inflight:
+            m.gaps.inc()
+        m.datagrams["ok"].inc()
+        now_ms = int(time.time() * 1000)
+        id_json = json.dumps(device.device_id).encode()
+        records = []
+        for reading in readings:
+            seq = reading.seq
+            if fresh < n and not any(lo <= seq <= hi for lo, hi in ranges):
+                continue
+            value = _VALUE % (id_json, seq, reading.timestamp_ms, now_ms, b"ibp1", reading.payload)
+            records.append((value, now_ms))
+        device.start(ranges)
+        self._submit(device.raw_id, records, received_at, _Pending(device, ranges))
+
+    def _auth_failed(self, addr: tuple) -> None:
+        m = self.m
+        m.datagrams["auth_failed"].inc()
+        if self.auth_fail_interval is None:
+            m.auth_fail_suppressed.inc()
+            return
+        now = time.monotonic()
+        source = addr[0]
+        if self._auth_fail_next.get(source, 0.0) > now:
+            m.auth_fail_suppressed.inc()
+            return
+        if len(self._auth_fail_next) > 100_000:
+            self._auth_fail_next.clear()
+        self._auth_fail_next[source] = now + self.auth_fail_interval
+        m.auth_fail_sent.inc()
+        self.send(protocol.AUTH_FAIL_DATAGRAM, addr)
+
+    def _ack(self, device: DeviceState, received_at: float) -> None:
+        if device.addr is None or device.hwm is None:
+            return
+        self.send(protocol.encode_ack(device.device_id, device.key, device.hwm), device.addr)
+        self.m.acks_sent.inc()
+        self.m.ack_latency.observe((time.monotonic() - received_at) * 1000.0)
+
+    # ------------------------------------------------------------ legacy
+
+    def _handle_legacy(self, data: bytes) -> None:
+        received_at = time.monotonic()
+        legacy = protocol.parse_legacy(data)
+        if not payload_is_object(legacy.payload):
+            raise ProtocolError("malformed_json")
+        m = self.m
+        m.received.inc()
+        if self.inflight + 1 > self.max_inflight:
+            m.datagrams["busy"].inc()  # legacy devices get no answer; counted, not produced
+            return
+        m.datagrams["legacy"].inc()
+        now_ms = int(time.time() * 1000)
+        value = _VALUE % (
+            json.dumps(legacy.device_id).encode(),
+            legacy.seq,
+            legacy.timestamp_ms,
+            now_ms,
+            legacy.proto.encode(),
+            legacy.payload,
+        )
+        self._submit(legacy.device_id.encode(), [(value, now_ms)], received_at, None)
+
+    # ------------------------------------------------------------ Kafka
+
+    def _submit(self, key: bytes, records: list, received_at: float, pending: _Pending | None) -> None:
+        n = len(records)
+        self.inflight += n
+        self.m.inflight.inc(n)
+        job = Job(n, received_at, self._job_done, pending)
+        self.kafka.submit(job, key, records)
+
+    def _job_done(self, job: Job, ok: bool) -> None:
+        self.inflight -= job.count
+        m = self.m
+        m.inflight.dec(job.count)
+        pending = job.context
+        if ok:
+            m.produced.inc(job.count)
+            if pending is not None:
+                pending.device.commit(pending.ranges)
+                self._ack(pending.device, job.received_at)
+        else:
+            m.produce_errors.inc(job.count)
+            if pending is not None:
+                pending.device.release(pending.ranges)
+
+    # ------------------------------------------------------------ housekeeping
+
+    def active_devices(self, window_s: float) -> int:
+        cutoff = time.monotonic() - window_s
+        return sum(1 for d in self.devices.values() if d.last_seen >= cutoff)

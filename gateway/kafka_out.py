@@ -1,0 +1,210 @@
+"""The worker's Kafka side: several aiokafka producers fed with ready-made record batches.
+
+aiokafka keeps one produce request in flight per broker connection and queues at most one batch per
+partition, so on a broker that acks slowly (AutoMQ's S3 WAL: hundreds of ms) a single producer caps at
+``partitions x batch_size`` per round trip. Here each worker builds its own batches per partition with
+``create_batch()`` (no per-record ``send()`` coroutine) and spreads sealed batches round-robin over
+``producers_per_worker`` producers, so several batches per partition are in flight at once.
+
+A :class:`Job` is one datagram's new readings; its callback fires once every batch holding one of its
+records has been acked by Kafka (``ok=True``) or any of them failed (``ok=False``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.helpers import create_ssl_context
+from aiokafka.partitioner import murmur2
+
+from gateway.config import KafkaConfig
+
+
+@dataclass(slots=True, eq=False)
+class Job:
+    """One datagram's new readings on their way to Kafka."""
+
+    count: int
+    received_at: float  # time.monotonic() when the datagram arrived
+    on_done: Callable[[Job, bool], None]
+    context: object = None
+    pending: int = 0  # batches still holding records of this job (incremented as it is appended)
+    sealed: bool = False  # every record appended
+    failed: bool = False
+
+
+@dataclass(slots=True, eq=False)
+class _OpenBatch:
+    builder: object
+    jobs: list[Job] = field(default_factory=list)
+    records: int = 0
+    timer: asyncio.TimerHandle | None = None
+
+
+def _acks(value: str) -> int | str:
+    return "all" if value == "all" else int(value)
+
+
+def _ssl_context(cfg: KafkaConfig) -> ssl.SSLContext | None:
+    if cfg.security_protocol not in ("SSL", "SASL_SSL"):
+        return None
+    return create_ssl_context(cafile=cfg.ssl_cafile, certfile=cfg.ssl_certfile, keyfile=cfg.ssl_keyfile)
+
+
+def producer_kwargs(cfg: KafkaConfig, client_id: str) -> dict:
+    """AIOKafkaProducer arguments for this config (also used by the bench's bare producer)."""
+    kwargs: dict = {
+        "bootstrap_servers": cfg.bootstrap_servers,
+        "client_id": client_id,
+        "acks": _acks(cfg.acks),
+        "compression_type": None if cfg.compression == "none" else cfg.compression,
+        "max_batch_size": cfg.batch_size,
+        "linger_ms": cfg.linger_ms,
+        "max_request_size": cfg.max_request_size,
+        "request_timeout_ms": cfg.request_timeout_ms,
+        "enable_idempotence": False,
+        "security_protocol": cfg.security_protocol,
+    }
+    context = _ssl_context(cfg)
+    if context is not None:
+        kwargs["ssl_context"] = context
+    if cfg.security_protocol.startswith("SASL"):
+        kwargs["sasl_mechanism"] = cfg.sasl_mechanism
+        kwargs["sasl_plain_username"] = cfg.sasl_username
+        kwargs["sasl_plain_password"] = cfg.sasl_password
+    return kwargs
+
+
+class KafkaOut:
+    """Per-partition batch building over a pool of producers."""
+
+    def __init__(
+        self,
+        cfg: KafkaConfig,
+        client_id: str,
+        on_batch: Callable[[int, float, bool], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.topic = cfg.topic
+        self._client_id = client_id
+        self._producers: list[AIOKafkaProducer] = []
+        self._partitions: list[int] = []
+        self._partition_cache: dict[bytes, int] = {}
+        self._open: dict[int, _OpenBatch] = {}
+        self._rr: dict[int, int] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._linger = cfg.linger_ms / 1000.0
+        self._on_batch = on_batch  # (records, seconds, ok) for metrics
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        for i in range(self.cfg.producers_per_worker):
+            producer = AIOKafkaProducer(**producer_kwargs(self.cfg, f"{self._client_id}-p{i}"))
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()
+                await self.stop()
+                raise
+            self._producers.append(producer)
+        parts = await self._producers[0].partitions_for(self.topic)
+        self._partitions = sorted(parts)
+
+    async def stop(self) -> None:
+        producers, self._producers = self._producers, []
+        for producer in producers:
+            await producer.stop()
+
+    @property
+    def started(self) -> bool:
+        return bool(self._producers)
+
+    def partition_for(self, key: bytes) -> int:
+        p = self._partition_cache.get(key)
+        if p is None:
+            # the Java client's default: murmur2(key) positive, modulo the partition count
+            p = self._partitions[(murmur2(key) & 0x7FFFFFFF) % len(self._partitions)]
+            if len(self._partition_cache) > 1_000_000:
+                self._partition_cache.clear()
+            self._partition_cache[key] = p
+        return p
+
+    def submit(self, job: Job, key: bytes, records: list[tuple[bytes, int]]) -> None:
+        """Append ``records`` ([(value, timestamp_ms)], all with ``key``) for ``job``; never blocks."""
+        partition = self.partition_for(key)
+        batch = self._open.get(partition)
+        if batch is None:
+            batch = self._new_batch(partition)
+        for value, ts in records:
+            if batch.builder.append(timestamp=ts, key=key, value=value) is None:
+                self._seal(partition)
+                batch = self._new_batch(partition)
+                if batch.builder.append(timestamp=ts, key=key, value=value) is None:  # pragma: no cover
+                    raise ValueError("a single record is larger than kafka.batch_size")
+            if not batch.jobs or batch.jobs[-1] is not job:
+                batch.jobs.append(job)
+                job.pending += 1
+            batch.records += 1
+        job.sealed = True
+
+    def _new_batch(self, partition: int) -> _OpenBatch:
+        batch = _OpenBatch(self._producers[0].create_batch())
+        self._open[partition] = batch
+        batch.timer = self._loop.call_later(self._linger, self._linger_expired, partition, batch)
+        return batch
+
+    def _linger_expired(self, partition: int, batch: _OpenBatch) -> None:
+        if self._open.get(partition) is batch:
+            batch.timer = None
+            self._seal(partition)
+
+    def _seal(self, partition: int) -> None:
+        batch = self._open.pop(partition)
+        if batch.timer is not None:
+            batch.timer.cancel()
+        if not batch.records:
+            return
+        index = self._rr.get(partition, 0)
+        self._rr[partition] = index + 1
+        producer = self._producers[index % len(self._producers)]
+        task = self._loop.create_task(self._send(producer, partition, batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, producer: AIOKafkaProducer, partition: int, batch: _OpenBatch) -> None:
+        started = time.monotonic()
+        ok = True
+        try:
+            future = await producer.send_batch(batch.builder, self.topic, partition=partition)
+            await future
+        except Exception:  # any produce error: nothing of this batch is acked; devices retransmit
+            ok = False
+        if self._on_batch is not None:
+            self._on_batch(batch.records, time.monotonic() - started, ok)
+        for job in batch.jobs:
+            if not ok:
+                job.failed = True
+            job.pending -= 1
+            if job.pending == 0 and job.sealed:
+                job.on_done(job, not job.failed)
+
+    def flush_open(self) -> None:
+        """Seal every open batch now (shutdown)."""
+        for partition in list(self._open):
+            self._seal(partition)
+
+    async def drain(self) -> None:
+        """Seal open batches and wait until every batch in flight is acked or failed."""
+        self.flush_open()
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    @property
+    def batches_in_flight(self) -> int:
+        return len(self._tasks)

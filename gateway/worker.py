@@ -1,0 +1,162 @@
+"""One worker process: its own event loop (uvloop when installed), UDP socket share, producers, metrics.
+
+Started by the supervisor as ``python -m gateway.worker --index I --fd F --status-fd S`` with the validated
+config as JSON in ``$IOT_GATEWAY_WORKER_CONFIG``. The UDP socket (bound by the supervisor with
+SO_REUSEPORT) arrives as an inherited file descriptor. The worker reports readiness on the status pipe
+(``"<index> ready"`` / ``"<index> notready"`` lines).
+
+SIGTERM: stop taking datagrams, seal and flush every open batch, send the ACKs for what Kafka committed,
+stop the producers, exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+
+from gateway import config as config_mod
+from gateway import logs
+from gateway import metrics as metrics_mod
+from gateway.handler import DatagramHandler
+from gateway.kafka_out import KafkaOut
+from gateway.logs import log_event
+from gateway.registry import load_registry
+
+CONFIG_ENV = "IOT_GATEWAY_WORKER_CONFIG"
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, handler: DatagramHandler) -> None:
+        self.handler = handler
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
+        self.handler.handle(data, addr)
+
+    def error_received(self, exc: Exception) -> None:  # e.g. ICMP port unreachable after an ACK
+        pass
+
+
+class _Status:
+    def __init__(self, fd: int | None, index: int) -> None:
+        self.fd, self.index, self.ready = fd, index, None
+
+    def set(self, ready: bool) -> None:
+        if ready == self.ready:
+            return
+        self.ready = ready
+        if self.fd is not None:
+            try:
+                os.write(self.fd, f"{self.index} {'ready' if ready else 'notready'}\n".encode())
+            except OSError:
+                pass
+
+
+async def _start_kafka(kafka: KafkaOut, stop: asyncio.Event) -> bool:
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            await kafka.start()
+            return True
+        except Exception as exc:
+            log_event(
+                "kafka_unavailable",
+                logging.WARNING,
+                bootstrap=kafka.cfg.bootstrap_servers,
+                error=type(exc).__name__,
+                detail=str(exc)[:200],
+                retry_s=delay,
+            )
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+            except TimeoutError:
+                pass
+            delay = min(delay * 2, 5.0)
+    return False
+
+
+async def run(cfg: config_mod.GatewayConfig, index: int, fd: int, status_fd: int | None) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    status = _Status(status_fd, index)
+    m = metrics_mod.create()
+    registry = load_registry(cfg.devices.registry)
+
+    def on_batch(records: int, seconds: float, ok: bool) -> None:
+        m.produce_latency.observe(seconds * 1000.0)
+        m.kafka_batch_records.observe(records)
+        status.set(ok)
+
+    kafka = KafkaOut(cfg.kafka, f"iot-gateway-w{index}", on_batch)
+    if not await _start_kafka(kafka, stop):
+        log_event("stopped", reason="signal before Kafka was reachable")
+        return 0
+    sock = socket.socket(fileno=fd)
+    workers = cfg.effective_workers()
+    handler = DatagramHandler(
+        registry=registry,
+        kafka=kafka,
+        metrics=m,
+        send=lambda datagram, addr: transport.sendto(datagram, addr),
+        max_datagram_bytes=cfg.udp.max_datagram_bytes,
+        max_inflight=max(255, -(-cfg.limits.max_inflight_readings // workers)),
+        busy_retry_after_ms=cfg.limits.busy_retry_after_ms,
+        auth_fail_per_s=cfg.limits.auth_fail_per_s,
+        regression_window=cfg.limits.regression_window,
+        legacy_binary=cfg.devices.legacy_binary,
+        legacy_json=cfg.devices.legacy_json,
+    )
+    transport, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(handler), sock=sock)
+    log_event(
+        "worker_ready",
+        partitions=len(kafka._partitions),
+        producers=cfg.kafka.producers_per_worker,
+        loop=type(loop).__module__.split(".")[0],
+        max_inflight=handler.max_inflight,
+    )
+    status.set(True)
+    window = cfg.limits.active_device_window_s
+    while not stop.is_set():
+        m.active_devices.set(handler.active_devices(window))
+        try:
+            await asyncio.wait_for(stop.wait(), 2.0)
+        except TimeoutError:
+            pass
+    handler.accepting = False
+    inflight = handler.inflight
+    log_event("draining", inflight_readings=inflight, batches=kafka.batches_in_flight)
+    try:
+        await asyncio.wait_for(kafka.drain(), cfg.kafka.request_timeout_ms / 1000.0 + 5.0)
+    except TimeoutError:
+        log_event("drain_timeout", logging.WARNING, inflight_readings=handler.inflight)
+    transport.close()
+    await kafka.stop()
+    status.set(False)
+    log_event("stopped", acked_during_drain=inflight - handler.inflight, unacked=handler.inflight)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gateway.worker")
+    parser.add_argument("--index", type=int, required=True)
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--status-fd", type=int)
+    args = parser.parse_args(argv)
+    cfg = config_mod.from_dict(json.loads(os.environ[CONFIG_ENV]))
+    logs.setup(cfg.log.level, f"worker-{args.index}")
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(run(cfg, args.index, args.fd, args.status_fd))
+    return uvloop.run(run(cfg, args.index, args.fd, args.status_fd))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
