@@ -1,0 +1,253 @@
+"""Command line of the simulator.
+
+python -m simulator --devices 1000 --duration 300 --host 127.0.0.1 --port 5000   (the pilot's CLI)
+python -m simulator run --scenario S --host H --port P [--bootstrap B --topic T]   (run [+ audit])
+python -m simulator agent --listen 0.0.0.0:7000 --token-file F
+python -m simulator controller --agents a:7000,b:7000 --token-file F --scenario S --gateway H:P
+python -m simulator audit --bundle reports/<run-id> --bootstrap B [--topic T]
+python -m simulator compare RUN_A RUN_B
+python -m simulator capacity --json
+python -m simulator demo --scenario S          (make demo)
+python -m simulator sink --port 0               (acking UDP sink for capacity runs)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+COMMANDS = ("run", "agent", "controller", "audit", "compare", "capacity", "demo", "sink", "validate")
+
+
+def _key_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--master-key-file", help="file with the fleet master key (64 hex digits)")
+    p.add_argument("--registry", help="the gateway's device registry (YAML); the 'sim-' fleet key is used")
+
+
+def _master_key(args: argparse.Namespace, prefix: str = "sim-") -> bytes | None:
+    from simulator.keys import master_key
+
+    return master_key(args.master_key_file, args.registry, prefix)
+
+
+def _token(args: argparse.Namespace) -> str:
+    if args.token_file:
+        token = Path(args.token_file).read_text().strip()
+    else:
+        token = os.environ.get("SIM_AGENT_TOKEN", "")
+    if len(token) < 16:
+        raise SystemExit(
+            "an agent token of at least 16 characters is needed: --token-file FILE or SIM_AGENT_TOKEN"
+        )
+    return token
+
+
+def pilot(argv: list[str]) -> int:
+    from simulator.console import interactive
+    from simulator.fleet import Fleet
+    from simulator.runner import new_run_id
+    from simulator.scenario import pilot as pilot_scenario
+
+    p = argparse.ArgumentParser(
+        prog="python -m simulator", description="Interactive device fleet (the pilot's CLI)"
+    )
+    p.add_argument("--devices", type=int, default=100, help="number of virtual devices")
+    p.add_argument("--duration", type=float, default=600, help="maximum runtime in seconds")
+    p.add_argument("--host", default="127.0.0.1", help="gateway host")
+    p.add_argument("--port", type=int, default=5000, help="gateway UDP port")
+    p.add_argument("--protocol", choices=("ibp1", "legacy-bin", "legacy-json"), default="ibp1")
+    _key_args(p)
+    args = p.parse_args(argv)
+    if args.devices < 1:
+        p.error("--devices must be >= 1")
+    scn = pilot_scenario(args.devices, args.duration)
+    scn.transport.protocol = args.protocol
+    key = _master_key(args)
+    fleet = Fleet(scn, args.host, args.port, new_run_id("interactive"), key)
+
+    async def go() -> None:
+        await fleet.open()
+        try:
+            await interactive(fleet, args.duration)
+        finally:
+            fleet.close()
+
+    asyncio.run(go())
+    c = fleet.counters
+    print(
+        f"run {fleet.run_id}: generated {c.generated} acked {c.acked} buffered {fleet.buffered} retransmits {c.retransmits}"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS:
+        if argv and argv[0] in ("-h", "--help"):
+            print(__doc__)
+        return pilot(argv)
+    from simulator.keys import MasterKeyError
+    from simulator.scenario import ScenarioError
+
+    p = argparse.ArgumentParser(prog="python -m simulator")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    reports_default = Path(os.environ.get("SIM_REPORTS", "reports"))
+
+    r = sub.add_parser("run", help="run a scenario in this process and write reports/<run-id>/")
+    r.add_argument("--scenario", required=True)
+    r.add_argument("--host", default="127.0.0.1")
+    r.add_argument("--port", type=int, required=True)
+    r.add_argument("--run-id")
+    r.add_argument("--bootstrap", help="audit the run against this Kafka after it ends")
+    r.add_argument("--topic", default="iot_telemetry")
+    r.add_argument("--reports", type=Path, default=reports_default)
+    _key_args(r)
+
+    a = sub.add_parser("agent", help="serve the HTTP control API")
+    a.add_argument("--listen", default="127.0.0.1:7000", help="host:port (port 0 = pick a free one)")
+    a.add_argument("--token-file", help="shared token (or SIM_AGENT_TOKEN)")
+    _key_args(a)
+
+    c = sub.add_parser("controller", help="arm agents for one T0, follow, collect (and audit)")
+    c.add_argument("--agents", required=True, help="comma-separated host:port list")
+    c.add_argument("--token-file")
+    c.add_argument("--scenario", required=True)
+    c.add_argument("--gateway", required=True, help="gateway host:port the agents send to")
+    c.add_argument("--run-id")
+    c.add_argument("--lead", type=float, default=3.0, help="seconds from arming to T0")
+    c.add_argument("--bootstrap")
+    c.add_argument("--topic", default="iot_telemetry")
+    c.add_argument("--reports", type=Path, default=reports_default)
+
+    au = sub.add_parser("audit", help="audit a run's records in Kafka")
+    au.add_argument("--bundle", required=True, help="reports/<run-id> directory")
+    au.add_argument("--bootstrap", required=True)
+    au.add_argument("--topic", default="iot_telemetry")
+
+    cp = sub.add_parser("compare", help="two audited runs side by side")
+    cp.add_argument("run_a")
+    cp.add_argument("run_b")
+    cp.add_argument("--reports", type=Path, default=reports_default)
+
+    ca = sub.add_parser("capacity", help="largest device count at 1 reading/s and peak flush rate")
+    ca.add_argument("--json", action="store_true", help="print one JSON object")
+    ca.add_argument("--host")
+    ca.add_argument("--port", type=int)
+    ca.add_argument("--max-devices", type=int, default=80000)
+    _key_args(ca)
+
+    d = sub.add_parser("demo", help="broker + gateway + scenario + audit on this machine")
+    d.add_argument("--scenario", default="scenarios/thundering-herd.yml")
+    d.add_argument("--reports", type=Path, default=reports_default)
+    d.add_argument("--gateway-workers", type=int, default=2)
+
+    s = sub.add_parser("sink", help="UDP sink that acks every batch (capacity yardstick)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=0)
+    _key_args(s)
+
+    v = sub.add_parser("validate", help="validate scenario files")
+    v.add_argument("files", nargs="+")
+
+    args = p.parse_args(argv)
+    try:
+        return _dispatch(args)
+    except (ScenarioError, MasterKeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from simulator.runner import new_run_id
+    from simulator.scenario import load
+
+    if args.cmd == "validate":
+        for f in args.files:
+            scn, _ = load(f)
+            print(f"{f}: ok ({scn.name}, {scn.devices.count:,} devices, {len(scn.phases)} phases)")
+        return 0
+    if args.cmd == "run":
+        from simulator.session import audit_bundle, run_local
+
+        scn, text = load(args.scenario)
+        run_id = args.run_id or new_run_id(scn.name)
+        out, res = asyncio.run(
+            run_local(
+                scn,
+                text,
+                args.host,
+                args.port,
+                _master_key(args, scn.devices.id_prefix),
+                run_id,
+                args.reports,
+            )
+        )
+        print(f"run {run_id}: {res['counters']}; bundle {out}")
+        if args.bootstrap:
+            audit = asyncio.run(audit_bundle(out, args.bootstrap, args.topic, scn))
+            print((out / "summary.txt").read_text(), end="")
+            return 0 if audit["verdict"] == "PASS" else 1
+        return 0
+    if args.cmd == "agent":
+        from simulator.agent import serve
+
+        host, port = args.listen.rsplit(":", 1)
+        asyncio.run(serve(_token(args), _master_key(args), host, int(port)))
+        return 0
+    if args.cmd == "controller":
+        from simulator import controller
+        from simulator.session import audit_bundle
+
+        scn, text = load(args.scenario)
+        run_id = args.run_id or new_run_id(scn.name)
+        agents = [x.strip() for x in args.agents.split(",") if x.strip()]
+        out, _ = asyncio.run(
+            controller.run(agents, _token(args), scn, text, args.gateway, run_id, args.reports, args.lead)
+        )
+        print(f"bundle: {out}")
+        if args.bootstrap:
+            audit = asyncio.run(audit_bundle(out, args.bootstrap, args.topic, scn))
+            print((out / "summary.txt").read_text(), end="")
+            return 0 if audit["verdict"] == "PASS" else 1
+        return 0
+    if args.cmd == "audit":
+        from simulator.session import audit_bundle
+
+        out = Path(args.bundle)
+        audit = asyncio.run(audit_bundle(out, args.bootstrap, args.topic))
+        print((out / "summary.txt").read_text(), end="")
+        return 0 if audit["verdict"] == "PASS" else 1
+    if args.cmd == "compare":
+        from simulator.compare import main as compare
+
+        return compare(args.run_a, args.run_b, args.reports)
+    if args.cmd == "capacity":
+        from simulator.capacity import measure
+
+        key = _master_key(args) if args.host else None
+        result = asyncio.run(measure(args.host, args.port, key, args.max_devices))
+        print(json.dumps(result) if args.json else json.dumps(result, indent=2))
+        return 0
+    if args.cmd == "demo":
+        from simulator.demo import main as demo
+
+        return demo(args.scenario, args.reports, args.gateway_workers)
+    if args.cmd == "sink":
+        from simulator.sink import serve
+
+        key = _master_key(args)
+        if key is None:
+            raise SystemExit(
+                "the sink needs the fleet master key: --master-key-file, --registry or IBP_MASTER_KEY"
+            )
+        asyncio.run(serve(key, args.host, args.port))
+        return 0
+    raise AssertionError(args.cmd)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

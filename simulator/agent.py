@@ -1,0 +1,165 @@
+"""Agent mode: one simulator process per host, driven over a small HTTP control API with a shared token.
+
+    GET  /status     state (idle|loaded|armed|running|done|aborted|error), progress counters, clock offset
+    POST /scenario   {"scenario": "<yaml text>", "run_id", "agent_index", "agent_count", "gateway": "host:port"}
+    POST /arm        {"t0": <unix seconds>}: start the run at that wall-clock time
+    POST /abort      stop a loaded, armed or running run
+    GET  /results    the run's results (counters, samples, phase markers, expected sequences, skew, offset)
+
+The fleet master key never travels over this API: the agent reads it at start (``--master-key-file``,
+``--registry`` or ``IBP_MASTER_KEY``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from typing import Any
+
+from simulator import httpapi
+from simulator.clock import chrony_offset_ms
+from simulator.fleet import Fleet
+from simulator.runner import run_phases
+from simulator.scenario import Scenario, ScenarioError, parse
+
+
+class Agent:
+    def __init__(self, master_key: bytes | None) -> None:
+        self.master_key = master_key
+        self.state = "idle"
+        self.error: str | None = None
+        self.scenario: Scenario | None = None
+        self.load: dict[str, Any] = {}
+        self.fleet: Fleet | None = None
+        self.task: asyncio.Task | None = None
+        self.abort = asyncio.Event()
+        self.results: dict[str, Any] | None = None
+        self.t0: float | None = None
+        self.phase: str | None = None
+
+    def status(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"state": self.state, "error": self.error, "t0": self.t0, "phase": self.phase}
+        if self.fleet is not None:
+            c = self.fleet.counters
+            out.update(
+                run_id=self.fleet.run_id,
+                devices=len(self.fleet.devices),
+                online=self.fleet.online,
+                generated=c.generated,
+                acked=c.acked,
+                buffered=self.fleet.buffered,
+                retransmits=c.retransmits,
+            )
+        return out
+
+    async def handle(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+        route = (method, path.split("?", 1)[0])
+        if route == ("GET", "/status"):
+            return 200, self.status()
+        if route == ("POST", "/scenario"):
+            return await self._load(body)
+        if route == ("POST", "/arm"):
+            return self._arm(body)
+        if route == ("POST", "/abort"):
+            self.abort.set()
+            if self.state in ("loaded", "armed"):
+                self.state = "aborted"
+            return 200, self.status()
+        if route == ("GET", "/results"):
+            if self.results is None:
+                return 409, {"error": f"no results yet (state {self.state})"}
+            return 200, self.results
+        return 404, {"error": f"no route {method} {path}"}
+
+    async def _load(self, body: Any) -> tuple[int, Any]:
+        if self.state in ("armed", "running"):
+            return 409, {"error": f"agent is {self.state}; abort first"}
+        if not isinstance(body, dict):
+            return 400, {"error": "body must be a JSON object"}
+        missing = [
+            k for k in ("scenario", "run_id", "agent_index", "agent_count", "gateway") if k not in body
+        ]
+        if missing:
+            return 400, {"error": f"missing keys: {', '.join(missing)}"}
+        try:
+            scn = parse(body["scenario"], f"scenario for run {body['run_id']}")
+            host, port = str(body["gateway"]).rsplit(":", 1)
+            if self.fleet is not None:
+                self.fleet.close()
+            self.fleet = Fleet(
+                scn,
+                host,
+                int(port),
+                str(body["run_id"]),
+                self.master_key,
+                int(body["agent_index"]),
+                int(body["agent_count"]),
+            )
+            await self.fleet.open()
+        except (ScenarioError, ValueError, OSError) as exc:
+            self.state, self.error = "error", str(exc)
+            return 400, {"error": str(exc)}
+        self.scenario, self.load = scn, body
+        self.state, self.error, self.results, self.t0 = "loaded", None, None, None
+        self.abort = asyncio.Event()
+        return 200, self.status()
+
+    def _arm(self, body: Any) -> tuple[int, Any]:
+        if self.state != "loaded":
+            return 409, {"error": f"agent is {self.state}; load a scenario first"}
+        if not isinstance(body, dict) or not isinstance(body.get("t0"), int | float):
+            return 400, {"error": 'body must be {"t0": <unix seconds>}'}
+        self.t0 = float(body["t0"])
+        self.state = "armed"
+        self.task = asyncio.create_task(self._run(self.t0))
+        return 200, self.status()
+
+    async def _run(self, t0: float) -> None:
+        assert self.fleet is not None and self.scenario is not None
+        offset, source = chrony_offset_ms()
+        try:
+            delay = t0 - time.time()
+            if delay > 0:
+                try:
+                    await asyncio.wait_for(self.abort.wait(), delay)
+                except TimeoutError:
+                    pass
+            if self.abort.is_set():
+                self.state = "aborted"
+                return
+            # fine wait: the last milliseconds without the event loop's timer granularity
+            while time.time() < t0:  # noqa: ASYNC110 - spinning on the clock, not on a condition
+                await asyncio.sleep(0.0005)
+            skew_ms = round((time.time() - t0) * 1000, 3)
+            self.state = "running"
+
+            def on_phase(name: str) -> None:
+                self.phase = name
+
+            results = await run_phases(self.fleet, self.scenario, self.abort, on_phase)
+            results.update(t0=t0, start_skew_ms=skew_ms, clock_offset_ms=offset, clock_source=source)
+            self.results = results
+            self.state = "aborted" if results["status"] == "aborted" else "done"
+        except Exception as exc:  # the API must report it, not die
+            self.state, self.error = "error", f"{type(exc).__name__}: {exc}"
+        finally:
+            self.fleet.close()
+
+
+async def serve(token: str, master_key: bytes | None, host: str, port: int) -> None:
+    agent = Agent(master_key)
+    server = await httpapi.serve(token, agent.handle, host, port)
+    real_port = server.sockets[0].getsockname()[1]
+    print(f"event=listening http_port={real_port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    agent.abort.set()
+    if agent.task is not None:
+        await asyncio.wait([agent.task], timeout=10)
+    server.close()
+    await server.wait_closed()
+    print("event=stopped", flush=True)

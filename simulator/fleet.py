@@ -1,0 +1,488 @@
+"""Many simulated devices in one asyncio process, without a task or timer per device.
+
+Readings are generated in time slots: the reading period is cut into slots of about 10 ms and every
+device belongs to one slot, so one tick touches only the devices of that slot. Retransmission, BUSY
+and rate-cap waits go into a hashed timing wheel (a dict from tick number to the devices due then);
+a device has at most one pending entry, and stale entries are skipped by a generation counter.
+
+Each device keeps a bounded store-and-forward buffer of its unacked readings (a deque of device
+timestamps; the sequence of entry i is ``base_seq + i``), sends the oldest readings as one IBP/1 batch
+(stop-and-wait), deletes only what an ACK covers, retransmits on timeout with capped exponential
+backoff and full jitter, and honours BUSY retry-after. See docs/simulator.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import random
+import socket
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from gateway import protocol as ibp
+from simulator.scenario import Scenario
+
+TICK_S = 0.01
+SEQ_EPOCH_S = 1_735_689_600  # 2025-01-01T00:00:00Z
+
+# pending timer kinds
+_NONE, _TIMEOUT, _WAKE = 0, 1, 2
+
+
+def start_sequence(now_s: float | None = None) -> int:
+    """First sequence of a run: deciseconds since 2025-01-01.
+
+    Devices generate at most 10 readings/s (the scenario enforces it), so a later run always starts
+    above every sequence an earlier run used: per-device sequences never repeat, even across runs.
+    """
+    now = time.time() if now_s is None else now_s
+    return int((now - SEQ_EPOCH_S) * 10)
+
+
+def device_ids(prefix: str, total: int, agent_index: int, agent_count: int) -> list[str]:
+    """The ids of this agent's share of the fleet: contiguous, disjoint across agents."""
+    if not 0 <= agent_index < agent_count:
+        raise ValueError(f"agent index {agent_index} must be in 0..{agent_count - 1}")
+    lo = agent_index * total // agent_count
+    hi = (agent_index + 1) * total // agent_count
+    width = max(6, len(str(total - 1)))
+    return [f"{prefix}{i:0{width}d}" for i in range(lo, hi)]
+
+
+class Device:
+    __slots__ = (
+        "attempt",
+        "base_seq",
+        "buf",
+        "dropped",
+        "drops",
+        "first_seq",
+        "gen",
+        "id",
+        "idx",
+        "inflight_last",
+        "key",
+        "last_send",
+        "next_seq",
+        "outage_end",
+        "outage_first",
+        "pending",
+        "sock",
+    )
+
+    def __init__(self, idx: int, device_id: str, key: bytes, first_seq: int, sock: int) -> None:
+        self.idx = idx
+        self.id = device_id
+        self.key = key
+        self.sock = sock
+        self.first_seq = first_seq
+        self.next_seq = first_seq  # sequence of the next reading generated
+        self.base_seq = first_seq  # sequence of buf[0]
+        self.buf: deque[int] = deque()  # device timestamps (ms) of unacked readings
+        self.inflight_last = -1
+        self.attempt = 0
+        self.gen = 0
+        self.pending = _NONE
+        self.last_send = 0.0
+        self.dropped = 0
+        self.drops: list[list[int]] = []  # [first, last] sequence ranges dropped on overflow
+        self.outage_first = -1
+        self.outage_end = -1
+
+
+@dataclass
+class Counters:
+    generated: int = 0
+    datagrams: int = 0
+    sent_readings: int = 0
+    acked: int = 0
+    retransmits: int = 0
+    timeouts: int = 0
+    busy: int = 0
+    auth_fail: int = 0
+    bad_answers: int = 0
+    send_errors: int = 0
+    dropped_overflow: int = 0
+    lost_by_fault: int = 0
+    acks_lost_by_fault: int = 0
+
+
+@dataclass
+class Sample:
+    t: float
+    generated: int
+    datagrams: int
+    sent_readings: int
+    acked: int
+    buffered: int
+    retransmits: int
+    lag_ms: float
+
+
+class _Endpoint(asyncio.DatagramProtocol):
+    def __init__(self, fleet: Fleet, index: int) -> None:
+        self.fleet = fleet
+        self.index = index
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
+        self.fleet.on_datagram(data)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable and friends: the gateway is not there. Devices keep buffering.
+        self.fleet.counters.send_errors += 1
+
+
+@dataclass
+class Fleet:
+    """The devices of one simulator process and the loop that drives them."""
+
+    scenario: Scenario
+    host: str
+    port: int
+    run_id: str
+    master_key: bytes | None
+    agent_index: int = 0
+    agent_count: int = 1
+    seed: int | None = None
+    counters: Counters = field(default_factory=Counters)
+    samples: list[Sample] = field(default_factory=list)
+    online: bool = True
+    generating: bool = True
+    buffered: int = 0
+    max_lag_ms: float = 0.0
+
+    def __post_init__(self) -> None:
+        scn = self.scenario
+        self.protocol = scn.transport.protocol
+        if self.protocol == "ibp1" and not self.master_key:
+            raise ValueError(
+                "IBP/1 needs the fleet master key (--master-key-file, --registry or IBP_MASTER_KEY)"
+            )
+        self.rng = random.Random(self.seed)
+        ids = device_ids(scn.devices.id_prefix, scn.devices.count, self.agent_index, self.agent_count)
+        self.first_seq = start_sequence()
+        nsock = max(1, min(scn.transport.sockets, len(ids)))
+        key_of = (
+            (lambda d: ibp.derive_device_key(self.master_key, d)) if self.master_key else (lambda d: b"")  # type: ignore[arg-type]
+        )
+        self.devices = [Device(i, d, key_of(d), self.first_seq, i % nsock) for i, d in enumerate(ids)]
+        self.by_id = {d.id: d for d in self.devices}
+        self.nsock = nsock
+        period = 1.0 / scn.reading.rate_hz
+        self.nslots = max(1, round(period / TICK_S))
+        self.slot_len = period / self.nslots
+        self.slots: list[list[Device]] = [[] for _ in range(self.nslots)]
+        for d in self.devices:
+            self.slots[d.idx % self.nslots].append(d)
+        self.wheel: dict[int, list[tuple[Device, int]]] = {}
+        self.endpoints: list[_Endpoint] = []
+        self.ack_timeout = scn.transport.ack_timeout_ms / 1000
+        self.backoff_base = scn.transport.backoff_base_ms / 1000
+        self.backoff_cap = scn.transport.backoff_cap_ms / 1000
+        self.batch = scn.flush.batch_size
+        self.min_gap = 1.0 / scn.flush.max_datagrams_per_s
+        self.jitter = scn.flush.jitter_ms / 1000
+        self.capacity = scn.devices.buffer_capacity
+        self.drop_oldest = scn.devices.overflow == "drop-oldest"
+        self.loss = scn.faults.loss_percent / 100
+        self.ack_loss = scn.faults.ack_loss_percent / 100
+        self._payload_pad = max(0, scn.reading.payload_bytes - 60 - len(self.run_id))
+        self._mono0 = time.monotonic()
+        self._wall0 = time.time()
+        self._stopping = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        for i in range(self.nsock):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
+            sock.bind(("0.0.0.0", 0))
+            sock.setblocking(False)
+            sock.connect((self.host, self.port))
+            _, proto = await loop.create_datagram_endpoint(lambda i=i: _Endpoint(self, i), sock=sock)
+            self.endpoints.append(proto)
+
+    def close(self) -> None:
+        for ep in self.endpoints:
+            if ep.transport is not None:
+                ep.transport.close()
+        self.endpoints.clear()
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    def wall(self, mono: float) -> float:
+        return self._wall0 + (mono - self._mono0)
+
+    async def run(self) -> None:
+        """Drive generation slots and the timing wheel until stop(); one tick every ~10 ms."""
+        now = time.monotonic()
+        self._gen_start = now
+        self._gen_k = 0
+        self._wheel_tick = int(now / TICK_S)
+        next_sample = now + 1.0
+        lag_window = 0.0
+        while not self._stopping:
+            now = time.monotonic()
+            lag_window = max(lag_window, self._generate_due(now))
+            self._fire_wheel(now)
+            if now >= next_sample:
+                self.samples.append(self._sample(now, lag_window))
+                self.max_lag_ms = max(self.max_lag_ms, lag_window * 1000)
+                lag_window = 0.0
+                next_sample += 1.0
+            await asyncio.sleep(max(0.0, TICK_S - (time.monotonic() - now)))
+        self.samples.append(self._sample(time.monotonic(), lag_window))
+
+    def _sample(self, now: float, lag: float) -> Sample:
+        c = self.counters
+        return Sample(
+            round(self.wall(now), 3),
+            c.generated,
+            c.datagrams,
+            c.sent_readings,
+            c.acked,
+            self.buffered,
+            c.retransmits,
+            round(lag * 1000, 1),
+        )
+
+    # ------------------------------------------------------------------ generation
+
+    def _generate_due(self, now: float) -> float:
+        """Generate the readings of every slot due by ``now``; returns how late the oldest one was (s)."""
+        worst = 0.0
+        if not self.generating:
+            self._gen_start = now
+            self._gen_k = 0
+            return 0.0
+        while True:
+            due = self._gen_start + self._gen_k * self.slot_len
+            if due > now:
+                break
+            worst = max(worst, now - due)
+            ts = int(self.wall(due) * 1000)
+            for dev in self.slots[self._gen_k % self.nslots]:
+                self._new_reading(dev, ts, now)
+            self._gen_k += 1
+        return worst
+
+    def _new_reading(self, dev: Device, ts: int, now: float) -> None:
+        self.counters.generated += 1
+        seq = dev.next_seq
+        dev.next_seq += 1
+        if len(dev.buf) >= self.capacity:
+            self.counters.dropped_overflow += 1
+            dev.dropped += 1
+            if self.drop_oldest:
+                dropped_seq = dev.base_seq
+                dev.buf.popleft()
+                dev.base_seq += 1
+                self.buffered -= 1
+            else:
+                self._note_drop(dev, seq)
+                return
+            self._note_drop(dev, dropped_seq)
+        dev.buf.append(ts)
+        self.buffered += 1
+        if self.online and dev.pending == _NONE and dev.inflight_last < 0:
+            self._send(dev, now)
+
+    @staticmethod
+    def _note_drop(dev: Device, seq: int) -> None:
+        if dev.drops and dev.drops[-1][1] == seq - 1:
+            dev.drops[-1][1] = seq
+        else:
+            dev.drops.append([seq, seq])
+
+    def payload(self, dev: Device, seq: int) -> bytes:
+        # Deterministic sensor values from (device, seq): no per-reading storage beyond the timestamp.
+        temp = 18.0 + ((seq * 7919 + dev.idx * 104729) % 120) / 10
+        hum = 35.0 + ((seq * 31 + dev.idx * 17) % 400) / 10
+        body = (
+            f'{{"run":"{self.run_id}","temp_c":{temp:.1f},"hum_pct":{hum:.1f},"bat_mv":{3300 + dev.idx % 900}'
+        )
+        if self._payload_pad:
+            body += f',"pad":"{"x" * self._payload_pad}"'
+        return (body + "}").encode()
+
+    # ------------------------------------------------------------------ sending
+
+    def _schedule(self, dev: Device, at: float, kind: int) -> None:
+        dev.gen += 1
+        dev.pending = kind
+        tick = max(int(at / TICK_S), self._wheel_tick)
+        self.wheel.setdefault(tick, []).append((dev, dev.gen))
+
+    def _cancel(self, dev: Device) -> None:
+        dev.gen += 1
+        dev.pending = _NONE
+
+    def _fire_wheel(self, now: float) -> None:
+        current = int(now / TICK_S)
+        while self._wheel_tick <= current:
+            due = self.wheel.pop(self._wheel_tick, None)
+            self._wheel_tick += 1
+            if not due:
+                continue
+            for dev, gen in due:
+                if gen != dev.gen:
+                    continue  # superseded by a later schedule or a cancel
+                kind = dev.pending
+                dev.pending = _NONE
+                if kind == _TIMEOUT:
+                    self._on_timeout(dev, now)
+                else:
+                    self._send(dev, now)
+
+    def _xmit(self, dev: Device, data: bytes) -> None:
+        self.counters.datagrams += 1
+        if self.loss and self.rng.random() < self.loss:
+            self.counters.lost_by_fault += 1
+            return
+        tr = self.endpoints[dev.sock].transport
+        if tr is None or tr.is_closing():
+            self.counters.send_errors += 1
+            return
+        tr.sendto(data)
+
+    def _send(self, dev: Device, now: float) -> None:
+        """Send the oldest unacked readings as one batch (or wait for the per-device rate cap)."""
+        if not self.online or not dev.buf or dev.inflight_last >= 0:
+            return
+        if now - dev.last_send < self.min_gap:
+            self._schedule(dev, dev.last_send + self.min_gap, _WAKE)
+            return
+        dev.last_send = now
+        if self.protocol != "ibp1":
+            self._send_legacy(dev, now)
+            return
+        n = min(self.batch, len(dev.buf))
+        first = dev.base_seq
+        buf = dev.buf
+        readings = [(buf[i], self.payload(dev, first + i)) for i in range(n)]
+        if dev.attempt:
+            self.counters.retransmits += 1
+        self.counters.sent_readings += n
+        dev.inflight_last = first + n - 1
+        self._xmit(dev, ibp.encode_data(dev.id, dev.key, first, readings))
+        self._schedule(dev, now + self.ack_timeout, _TIMEOUT)
+
+    def _send_legacy(self, dev: Device, now: float) -> None:
+        """Legacy devices cannot be acked: send and forget, as the original pilot did."""
+        n = min(self.batch, len(dev.buf))
+        for _ in range(n):
+            ts = dev.buf.popleft()
+            seq = dev.base_seq
+            dev.base_seq += 1
+            payload = self.payload(dev, seq)
+            if self.protocol == "legacy-bin":
+                data = ibp.encode_legacy_binary(dev.id, seq, json.loads(payload))
+            else:
+                data = ibp.encode_legacy_json(dev.id, seq, ts / 1000, json.loads(payload))
+            self._xmit(dev, data)
+        self.buffered -= n
+        self.counters.sent_readings += n
+        self.counters.acked += n  # "acked" = handed to the network: legacy has no acknowledgement
+        if dev.buf:
+            self._schedule(dev, now + self.min_gap, _WAKE)
+
+    def _on_timeout(self, dev: Device, now: float) -> None:
+        self.counters.timeouts += 1
+        dev.inflight_last = -1
+        dev.attempt += 1
+        delay = self.rng.random() * min(self.backoff_cap, self.backoff_base * (2 ** min(dev.attempt, 30)))
+        self._schedule(dev, now + delay, _WAKE)
+
+    # ------------------------------------------------------------------ answers
+
+    def on_datagram(self, data: bytes) -> None:
+        if not self.online:
+            return  # the network is down: answers are lost too
+        if self.ack_loss and self.rng.random() < self.ack_loss:
+            self.counters.acks_lost_by_fault += 1
+            return
+        try:
+            resp = ibp.parse_response(data)
+        except ibp.ProtocolError:
+            self.counters.bad_answers += 1
+            return
+        if isinstance(resp, ibp.AuthFail):
+            self.counters.auth_fail += 1  # the device times out and backs off; nothing is deleted
+            return
+        dev = self.by_id.get(resp.device_id)
+        if dev is None or not hmac.compare_digest(
+            hmac.digest(dev.key, data[: -ibp.TAG_LEN], hashlib.sha256), data[-ibp.TAG_LEN :]
+        ):
+            self.counters.bad_answers += 1
+            return
+        now = time.monotonic()
+        if isinstance(resp, ibp.Busy):
+            self.counters.busy += 1
+            if dev.inflight_last >= 0:
+                dev.inflight_last = -1
+                wait = resp.retry_after_ms / 1000
+                self._schedule(dev, now + wait + self.rng.random() * wait, _WAKE)
+            return
+        self._on_ack(dev, resp.ack_seq, now)
+
+    def _on_ack(self, dev: Device, ack_seq: int, now: float) -> None:
+        n = min(ack_seq - dev.base_seq + 1, len(dev.buf))
+        if n > 0:
+            buf = dev.buf
+            for _ in range(n):
+                buf.popleft()
+            dev.base_seq += n
+            self.buffered -= n
+            self.counters.acked += n
+        if dev.inflight_last >= 0 and ack_seq >= dev.inflight_last:
+            dev.inflight_last = -1
+            dev.attempt = 0
+            self._cancel(dev)
+            if dev.buf:
+                self._send(dev, now)
+
+    # ------------------------------------------------------------------ control
+
+    def set_online(self, online: bool) -> None:
+        """Network down (devices keep generating into their buffers) or back up (flush with jitter)."""
+        if online == self.online:
+            return
+        now = time.monotonic()
+        self.online = online
+        if not online:
+            for dev in self.devices:
+                dev.outage_first = dev.next_seq
+                dev.outage_end = -1
+            return
+        for dev in self.devices:
+            dev.outage_end = dev.next_seq
+            dev.inflight_last = -1
+            dev.attempt = 0
+            if dev.buf:
+                self._schedule(dev, now + self.rng.random() * self.jitter, _WAKE)
+            else:
+                self._cancel(dev)
+
+    def outage_backlog(self) -> int:
+        """Readings generated during the outage that are still unacked (0 = drained)."""
+        total = 0
+        for dev in self.devices:
+            if dev.outage_end > 0 and dev.base_seq < dev.outage_end:
+                total += min(dev.outage_end - dev.base_seq, len(dev.buf))
+        return total
+
+    def expected(self) -> list[list]:
+        """Per device: [id, first_seq, next_seq, outage_first, outage_end, dropped ranges]."""
+        return [[d.id, d.first_seq, d.next_seq, d.outage_first, d.outage_end, d.drops] for d in self.devices]

@@ -1,0 +1,274 @@
+"""Scenario files: YAML -> typed dataclasses, validated with errors that name the key and its line.
+
+The defaults are the pilot's success criteria (every buffered reading ingested, peak >= 5,000 msg/s during
+the flush, latency recovered within 30 s, no errors). See docs/simulator.md for every key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+PROTOCOLS = ("ibp1", "legacy-bin", "legacy-json")
+OVERFLOW = ("drop-oldest", "drop-newest")
+PHASE_KINDS = ("normal", "outage", "recovery")
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be run; the message names the file, line and key."""
+
+
+@dataclass
+class Devices:
+    count: int = 1000
+    id_prefix: str = "sim-"
+    buffer_capacity: int = 3600
+    overflow: Literal["drop-oldest", "drop-newest"] = "drop-oldest"
+
+
+@dataclass
+class ReadingCfg:
+    rate_hz: float = 1.0
+    payload_bytes: int = 64
+
+
+@dataclass
+class Transport:
+    protocol: Literal["ibp1", "legacy-bin", "legacy-json"] = "ibp1"
+    ack_timeout_ms: int = 1000
+    backoff_base_ms: int = 200
+    backoff_cap_ms: int = 8000
+    sockets: int = 32
+
+
+@dataclass
+class Flush:
+    batch_size: int = 32
+    max_datagrams_per_s: float = 20.0
+    jitter_ms: int = 1000
+
+
+@dataclass
+class Phase:
+    name: str
+    kind: Literal["normal", "outage", "recovery"]
+    duration_s: float = 0.0
+    until: Literal["time", "drained"] = "time"
+    max_s: float = 300.0
+    after_drained_s: float = 10.0
+
+
+@dataclass
+class Faults:
+    loss_percent: float = 0.0
+    ack_loss_percent: float = 0.0
+
+
+@dataclass
+class Slos:
+    all_delivered: bool = True
+    min_peak_rate: float = 5000.0
+    recovery_within_s: float = 30.0
+    max_errors: int = 0
+
+
+@dataclass
+class Scenario:
+    name: str = "unnamed"
+    description: str = ""
+    devices: Devices = field(default_factory=Devices)
+    reading: ReadingCfg = field(default_factory=ReadingCfg)
+    transport: Transport = field(default_factory=Transport)
+    flush: Flush = field(default_factory=Flush)
+    phases: list[Phase] = field(default_factory=list)
+    faults: Faults = field(default_factory=Faults)
+    slos: Slos = field(default_factory=Slos)
+    final_drain_s: float = 60.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def planned_s(self) -> float:
+        return sum(p.max_s if p.until == "drained" else p.duration_s for p in self.phases)
+
+
+# Per-key ranges: (min, max) inclusive; None means open.
+_RANGES: dict[str, tuple[float | None, float | None]] = {
+    "devices.count": (1, 1_000_000),
+    "devices.buffer_capacity": (1, 10_000_000),
+    "reading.rate_hz": (0.001, 10.0),  # <= 10/s keeps sequences unique across runs (see fleet.py)
+    "reading.payload_bytes": (16, 1200),
+    "transport.ack_timeout_ms": (10, 60_000),
+    "transport.backoff_base_ms": (1, 60_000),
+    "transport.backoff_cap_ms": (1, 600_000),
+    "transport.sockets": (1, 1024),
+    "flush.batch_size": (1, 255),
+    "flush.max_datagrams_per_s": (0.01, 100_000),
+    "flush.jitter_ms": (0, 600_000),
+    "phases.duration_s": (0, 86_400),
+    "phases.max_s": (0.1, 86_400),
+    "phases.after_drained_s": (0, 3600),
+    "faults.loss_percent": (0, 100),
+    "faults.ack_loss_percent": (0, 100),
+    "slos.min_peak_rate": (0, None),
+    "slos.recovery_within_s": (0, None),
+    "slos.max_errors": (0, None),
+    "final_drain_s": (0, 3600),
+}
+
+
+def _lines(node: yaml.Node, path: str, out: dict[str, int]) -> None:
+    out.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            sub = f"{path}.{k.value}" if path else str(k.value)
+            out[sub] = k.start_mark.line + 1
+            _lines(v, sub, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            sub = f"{path}[{i}]"
+            out[sub] = item.start_mark.line + 1
+            _lines(item, sub, out)
+
+
+class _Ctx:
+    def __init__(self, source: str, lines: dict[str, int]) -> None:
+        self.source = source
+        self.lines = lines
+
+    def fail(self, path: str, msg: str) -> typing.NoReturn:
+        line = self.lines.get(path)
+        probe = path
+        while line is None and probe:
+            probe = probe.rsplit(".", 1)[0] if "." in probe else ""
+            line = self.lines.get(probe)
+        where = f"{self.source}:{line}" if line else self.source
+        raise ScenarioError(f"{where}: key '{path}': {msg}")
+
+
+def _range_key(path: str) -> str:
+    import re
+
+    return re.sub(r"\[\d+\]", "", path)
+
+
+def _convert(ctx: _Ctx, path: str, tp: Any, value: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(ctx, path, tp, value)
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            ctx.fail(path, f"must be a list, got {type(value).__name__}")
+        return [_convert(ctx, f"{path}[{i}]", item_tp, v) for i, v in enumerate(value)]
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            ctx.fail(path, f"must be one of {', '.join(map(str, choices))}; got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            ctx.fail(path, f"must be true or false, got {value!r}")
+        return value
+    if tp is int or tp is float:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or (tp is int and isinstance(value, float))
+        ):
+            ctx.fail(path, f"must be {'an integer' if tp is int else 'a number'}, got {value!r}")
+        lo, hi = _RANGES.get(_range_key(path), (None, None))
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            ctx.fail(path, f"must be in {lo}..{hi if hi is not None else 'inf'}, got {value!r}")
+        return tp(value)
+    if tp is str:
+        if not isinstance(value, str):
+            ctx.fail(path, f"must be a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported field type {tp!r}")  # programming error, not user input
+
+
+def _build(ctx: _Ctx, path: str, cls: type, data: Any) -> Any:
+    if not isinstance(data, dict):
+        ctx.fail(path or "(top level)", f"must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        sub = f"{path}.{key}" if path else str(key)
+        if key not in fields:
+            ctx.fail(sub, f"unknown key; allowed here: {', '.join(fields)}")
+        kwargs[key] = _convert(ctx, sub, hints[key], value)
+    for name, f in fields.items():
+        if (
+            name not in kwargs
+            and f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING
+        ):
+            ctx.fail(path or "(top level)", f"missing required key '{name}'")
+    return cls(**kwargs)
+
+
+def _check(ctx: _Ctx, scn: Scenario) -> None:
+    if not scn.devices.id_prefix or len(scn.devices.id_prefix) + 7 > 16:
+        ctx.fail(
+            "devices.id_prefix", "must be 1..9 characters (ids are PREFIX + 7 digits, legacy ids <= 16 bytes)"
+        )
+    if scn.transport.backoff_cap_ms < scn.transport.backoff_base_ms:
+        ctx.fail("transport.backoff_cap_ms", "must be >= transport.backoff_base_ms")
+    if not scn.phases:
+        ctx.fail(
+            "phases", "at least one phase is needed (e.g. normal 30 s, outage 60 s, recovery until drained)"
+        )
+    names = set()
+    for i, ph in enumerate(scn.phases):
+        p = f"phases[{i}]"
+        if ph.name in names:
+            ctx.fail(f"{p}.name", f"phase name {ph.name!r} is used twice")
+        names.add(ph.name)
+        if ph.until == "drained" and ph.kind != "recovery":
+            ctx.fail(f"{p}.until", "'drained' is only meaningful for a recovery phase")
+        if ph.until == "time" and ph.duration_s <= 0:
+            ctx.fail(f"{p}.duration_s", "must be > 0 (or set until: drained on a recovery phase)")
+
+
+def parse(text: str, source: str = "<scenario>") -> Scenario:
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        raise ScenarioError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    lines: dict[str, int] = {}
+    if node is not None:
+        _lines(node, "", lines)
+    ctx = _Ctx(source, lines)
+    scn = _build(ctx, "", Scenario, data if data is not None else {})
+    _check(ctx, scn)
+    return scn
+
+
+def load(path: str | Path) -> tuple[Scenario, str]:
+    """Load and validate a scenario file; returns the scenario and the file's text (kept in the bundle)."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read scenario file: {exc.strerror}") from None
+    return parse(text, str(path)), text
+
+
+def pilot(devices: int, duration_s: float) -> Scenario:
+    """The interactive pilot CLI: one long normal phase; `offline` / `online` are typed by a person."""
+    return Scenario(
+        name="interactive",
+        devices=Devices(count=devices),
+        phases=[Phase(name="interactive", kind="normal", duration_s=duration_s)],
+    )
