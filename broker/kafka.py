@@ -89,7 +89,9 @@ class KafkaBroker:
     ``start()`` formats the storage on first use, launches the JVM with its output in ``log_path``
     and waits until the broker answers a metadata request. ``stop()`` sends SIGTERM (SIGKILL after a
     timeout). ``stop(delete=True)`` also removes the data directory. The same object can be stopped and
-    started again on the same ports and data (a broker outage in a test).
+    started again on the same ports and data (a broker outage in a test). With ``jmx_exporter_port``
+    (0 picks a free port) the Prometheus JMX exporter agent serves the broker's key MBeans on
+    ``http://HOST:jmx_exporter_port/metrics``; by default no agent is loaded.
     """
 
     workdir: Path
@@ -99,12 +101,15 @@ class KafkaBroker:
     heap: str = "768m"
     partitions: int = 6
     extra_properties: dict[str, str] = field(default_factory=dict)
+    jmx_exporter_port: int | None = None  # serve JMX as Prometheus metrics there (broker/jmx_exporter.py)
     process: subprocess.Popen | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.workdir = Path(self.workdir)
         self.port = self.port or free_port(self.host)
         self.controller_port = self.controller_port or free_port(self.host)
+        if self.jmx_exporter_port == 0:
+            self.jmx_exporter_port = free_port(self.host)
 
     @property
     def bootstrap(self) -> str:
@@ -178,8 +183,14 @@ class KafkaBroker:
             return self
         self._write_config()
         self._format()
+        agent: list[str] = []
+        if self.jmx_exporter_port is not None:
+            from broker.jmx_exporter import javaagent_arg
+
+            agent = [javaagent_arg(self.host, self.jmx_exporter_port)]
         log = open(self.log_path, "ab")
         cmd = self._java(
+            *agent,
             "-Xms" + self.heap,
             "-XX:+UseG1GC",
             "-Djava.awt.headless=true",
