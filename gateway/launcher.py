@@ -4,8 +4,8 @@
     ... send to ("127.0.0.1", gw.udp_port) with keys derived from gw.master_key ...
     gw.stop()  # SIGTERM, returns the exit code
 
-It writes a key registry with a fresh random fleet master key for the prefix ``sim-`` (plus any explicit
-devices), a YAML config, starts the gateway with its stdout in ``workdir/gateway.log``, reads the real ports
+It writes a key registry with a fresh random fleet master key for the prefix ``sim-`` (plus explicit
+``device_keys``), a YAML config, starts the gateway with its stdout in ``workdir/gateway.log``, reads the real ports
 from the ``event=listening`` line and waits until ``/readyz`` answers 200.
 """
 
@@ -141,7 +141,7 @@ def start_gateway(
     topic: str,
     workdir: Path,
     *,
-    devices: dict[str, bytes] | None = None,
+    device_keys: dict[str, bytes] | None = None,
     env: dict[str, str] | None = None,
     timeout: float = 60.0,
     python: str = sys.executable,
@@ -151,7 +151,7 @@ def start_gateway(
     workdir.mkdir(parents=True, exist_ok=True)
     master_key = secrets.token_bytes(32)
     registry = workdir / "devices.yml"
-    write_registry(registry, master_key, devices)
+    write_registry(registry, master_key, device_keys)
     config_path = workdir / "gateway.yml"
     config_path.write_text(
         yaml.safe_dump(build_config(bootstrap, topic, registry, overrides), sort_keys=False)
@@ -169,7 +169,7 @@ def start_gateway(
         start_new_session=True,
     )
     log.close()
-    gw = RunningGateway(process, workdir, master_key, registry, config_path, devices=dict(devices or {}))
+    gw = RunningGateway(process, workdir, master_key, registry, config_path, devices=dict(device_keys or {}))
     try:
         _wait_listening(gw, timeout)
         wait_ready(gw, timeout)
