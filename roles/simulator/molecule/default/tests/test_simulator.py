@@ -1,0 +1,118 @@
+"""Verify the simulator role: the agent runs as a hardened service and its API demands the token.
+
+Runs on the control node (Molecule's testinfra verifier) and talks to each agent's API over the
+scenario's network, the way the controller does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import testinfra.utils.ansible_runner
+
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
+# In inventory order (the order Ansible's groups['agents'] has), not sorted.
+AGENTS = list(testinfra.utils.ansible_runner.itergroup(RUNNER.inventory, "agents"))
+testinfra_hosts = AGENTS
+
+SERVICE = "iot-simulator-agent"
+TOKEN = "/etc/iot-simulator/token"
+MASTER_KEY = "/etc/iot-simulator/master_key"
+FACT = "/etc/ansible/facts.d/iot_simulator.fact"
+SMOKE = Path(__file__).resolve().parents[5] / "scenarios" / "smoke.yml"
+
+
+def _fact(host) -> dict:
+    return json.loads(host.file(FACT).content_string)
+
+
+def _base(host) -> str:
+    address = host.ansible.get_variables().get("ansible_host") or host.backend.get_hostname()
+    return f"http://{address}:{_fact(host)['api_port']}"
+
+
+def _call(host, method: str, path: str, token: str | None, body: dict | None = None) -> tuple[int, dict]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(_base(host) + path, data=data, method=method)
+    if token is not None:
+        req.add_header("Authorization", f"Bearer {token}")
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def _token(host) -> str:
+    return host.file(TOKEN).content_string.strip()
+
+
+def test_service_running_enabled_as_dedicated_user(host):
+    service = host.service(SERVICE)
+    assert service.is_running
+    assert service.is_enabled
+    props = host.check_output(
+        f"systemctl show {SERVICE} -p User -p NoNewPrivileges -p ProtectSystem -p PrivateTmp"
+    )
+    assert "User=iot-sim" in props
+    assert "NoNewPrivileges=yes" in props
+    assert "ProtectSystem=strict" in props
+    assert "PrivateTmp=yes" in props
+    pid = host.check_output(f"systemctl show {SERVICE} -p MainPID --value")
+    assert host.check_output(f"ps -o user= -p {pid}").strip() == "iot-sim"
+
+
+def test_secrets_readable_by_the_service_only(host):
+    for path in (TOKEN, MASTER_KEY):
+        f = host.file(path)
+        assert (f.user, f.group, f.mode) == ("root", "iot-sim", 0o640)
+    assert len(_token(host)) >= 16
+    assert len(bytes.fromhex(host.file(MASTER_KEY).content_string.strip())) == 32
+    assert host.run(f"runuser -u nobody -- cat {TOKEN}").rc != 0
+
+
+def test_api_answers_with_the_token(host):
+    status, body = _call(host, "GET", "/status", _token(host))
+    assert status == 200
+    assert body["state"] in ("idle", "loaded", "aborted")
+
+
+def test_api_refuses_without_or_with_a_wrong_token(host):
+    assert _call(host, "GET", "/status", None)[0] == 401
+    assert _call(host, "GET", "/status", "x" * 40)[0] == 401
+    assert _call(host, "POST", "/abort", _token(host)[:-1])[0] == 401
+
+
+def test_slice_is_the_position_in_the_agents_group(host):
+    fact = _fact(host)
+    assert fact["agent_count"] == len(AGENTS)
+    assert fact["agent_index"] == AGENTS.index(host.backend.get_hostname())
+
+
+def test_agent_takes_its_slice_of_the_fleet(host):
+    """Load the smoke scenario with the recorded slice: the agent holds exactly its share of devices."""
+    fact, token = _fact(host), _token(host)
+    text = SMOKE.read_text()
+    total = int(next(line.split(":")[1] for line in text.splitlines() if line.strip().startswith("count:")))
+    body = {
+        "scenario": text,
+        "run_id": f"molecule-slice-{fact['agent_index']}",
+        "agent_index": fact["agent_index"],
+        "agent_count": fact["agent_count"],
+        "gateway": "127.0.0.1:9",
+    }
+    try:
+        status, loaded = _call(host, "POST", "/scenario", token, body)
+        assert status == 200, loaded
+        lo = fact["agent_index"] * total // fact["agent_count"]
+        hi = (fact["agent_index"] + 1) * total // fact["agent_count"]
+        assert loaded["devices"] == hi - lo
+    finally:
+        _call(host, "POST", "/abort", token)
