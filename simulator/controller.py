@@ -69,7 +69,7 @@ async def run(
     try:
         while True:
             await asyncio.sleep(1.0)
-            states = await _all(agents, lambda i, a: httpapi.request(a, "GET", "/status", token, timeout=10))
+            states = await _all(agents, lambda i, a: httpapi.request(a, "GET", "/status", token, wait_s=10))
             gen = sum(s.get("generated", 0) for s in states)
             acked = sum(s.get("acked", 0) for s in states)
             buf = sum(s.get("buffered", 0) for s in states)
@@ -89,7 +89,7 @@ async def run(
             *(httpapi.request(a, "POST", "/abort", token) for a in agents), return_exceptions=True
         )
         raise
-    results = await _all(agents, lambda i, a: httpapi.request(a, "GET", "/results", token, timeout=60))
+    results = await _all(agents, lambda i, a: httpapi.request(a, "GET", "/results", token, wait_s=60))
     out = bundle.bundle_dir(run_id, reports)
     config = effective_config(scn, run_id=run_id, gateway=gateway, agents=n, agent_addresses=agents, t0=t0)
     bundle.write_inputs(out, scenario_text, config, results)

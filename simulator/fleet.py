@@ -198,6 +198,9 @@ class Fleet:
         self._mono0 = time.monotonic()
         self._wall0 = time.time()
         self._stopping = False
+        self._wheel_tick = int(self._mono0 / TICK_S)
+        self._gen_start = self._mono0
+        self._gen_k = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -230,7 +233,6 @@ class Fleet:
         now = time.monotonic()
         self._gen_start = now
         self._gen_k = 0
-        self._wheel_tick = int(now / TICK_S)
         next_sample = now + 1.0
         lag_window = 0.0
         while not self._stopping:

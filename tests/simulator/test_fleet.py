@@ -1,0 +1,131 @@
+"""The fleet engine on real UDP sockets against the acking sink (no broker): buffers, drops, retransmits."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+
+from gateway import protocol as ibp
+from simulator.fleet import Fleet, device_ids, start_sequence
+from simulator.runner import run_phases
+from simulator.scenario import parse
+from simulator.sink import AckSink
+
+
+def _scn(extra: str = "", phases: str = "[{name: n, kind: normal, duration_s: 1}]") -> object:
+    return parse(f"devices: {{count: 20}}\nflush: {{jitter_ms: 50}}\nphases: {phases}\n{extra}")
+
+
+async def _with_sink(key: bytes):
+    loop = asyncio.get_running_loop()
+    tr, sink = await loop.create_datagram_endpoint(lambda: AckSink(key), local_addr=("127.0.0.1", 0))
+    return tr, sink, tr.get_extra_info("sockname")[1]
+
+
+def test_device_ids_split_by_agent_never_collide() -> None:
+    parts = [device_ids("sim-", 1000, i, 3) for i in range(3)]
+    flat = [d for p in parts for d in p]
+    assert len(flat) == len(set(flat)) == 1000
+    assert flat[0] == "sim-000000" and flat[-1] == "sim-000999"
+
+
+def test_start_sequence_grows_faster_than_devices_can_generate() -> None:
+    assert start_sequence(1_800_000_001) - start_sequence(1_800_000_000) == 10  # 10 readings/s is the maximum
+
+
+def test_drop_oldest_counts_and_records_drops() -> None:
+    async def go() -> None:
+        key = secrets.token_bytes(32)
+        tr, sink, port = await _with_sink(key)
+        fleet = Fleet(
+            _scn("devices: {count: 2, buffer_capacity: 3, overflow: drop-oldest}"),
+            "127.0.0.1",
+            port,
+            "t",
+            key,
+        )
+        await fleet.open()
+        fleet.generating = False
+        fleet.set_online(False)
+        dev = fleet.devices[0]
+        for _ in range(10):
+            fleet._new_reading(dev, int(time.time() * 1000), time.monotonic())
+        assert fleet.buffered == 3 and dev.dropped == 7 and fleet.counters.dropped_overflow == 7
+        assert dev.drops == [[dev.first_seq, dev.first_seq + 6]]
+        assert dev.base_seq == dev.first_seq + 7  # the newest three are kept
+        driver = asyncio.create_task(fleet.run())
+        fleet.set_online(True)
+        for _ in range(200):
+            if fleet.buffered == 0:
+                break
+            await asyncio.sleep(0.02)
+        fleet.stop()
+        await driver
+        fleet.close()
+        tr.close()
+        assert fleet.buffered == 0 and fleet.counters.acked == 3 and sink.readings == 3
+
+    asyncio.run(go())
+
+
+def test_drop_newest_keeps_the_oldest() -> None:
+    fleet = Fleet(
+        _scn("devices: {count: 1, buffer_capacity: 2, overflow: drop-newest}"), "127.0.0.1", 9, "t", b"k" * 32
+    )
+    fleet.set_online(False)
+    dev = fleet.devices[0]
+    for _ in range(5):
+        fleet._new_reading(dev, 1, time.monotonic())
+    assert fleet.buffered == 2 and dev.base_seq == dev.first_seq
+    assert dev.drops == [[dev.first_seq + 2, dev.first_seq + 4]]
+
+
+def test_lost_acks_are_retransmitted_until_everything_is_acked() -> None:
+    async def go() -> None:
+        key = secrets.token_bytes(32)
+        tr, _, port = await _with_sink(key)
+        scn = _scn(
+            "faults: {ack_loss_percent: 40}\ntransport: {ack_timeout_ms: 100, backoff_base_ms: 20, backoff_cap_ms: 200}\n"
+            "final_drain_s: 20",
+            "[{name: n, kind: normal, duration_s: 2}, {name: o, kind: outage, duration_s: 2},"
+            " {name: r, kind: recovery, until: drained, max_s: 20, after_drained_s: 0}]",
+        )
+        fleet = Fleet(scn, "127.0.0.1", port, "t", key, seed=7)
+        await fleet.open()
+        res = await run_phases(fleet, scn)
+        fleet.close()
+        tr.close()
+        c = res["counters"]
+        assert c["acks_lost_by_fault"] > 0 and c["timeouts"] > 0 and c["retransmits"] > 0
+        assert res["buffered_at_end"] == 0 and c["acked"] == c["generated"]
+        events = [m["event"] for m in res["markers"]]
+        assert events.index("outage_start") < events.index("flush_start") < events.index("drained")
+
+    asyncio.run(go())
+
+
+def test_legacy_binary_datagrams_parse_with_the_reference_codec() -> None:
+    async def go() -> list[bytes]:
+        got: list[bytes] = []
+
+        class Catch(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, addr: tuple) -> None:
+                got.append(data)
+
+        loop = asyncio.get_running_loop()
+        tr, _ = await loop.create_datagram_endpoint(Catch, local_addr=("127.0.0.1", 0))
+        scn = _scn("transport: {protocol: legacy-bin}", "[{name: n, kind: normal, duration_s: 1.5}]")
+        fleet = Fleet(scn, "127.0.0.1", tr.get_extra_info("sockname")[1], "legacy-run", None)
+        await fleet.open()
+        await run_phases(fleet, scn)
+        fleet.close()
+        await asyncio.sleep(0.1)
+        tr.close()
+        return got
+
+    got = asyncio.run(go())
+    assert len(got) >= 20
+    parsed = [ibp.parse_legacy(d) for d in got]
+    assert {p.proto for p in parsed} == {"legacy-bin"}
+    assert b'"run": "legacy-run"' in parsed[0].payload or b'"run":"legacy-run"' in parsed[0].payload
