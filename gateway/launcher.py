@@ -142,6 +142,7 @@ def start_gateway(
     workdir: Path,
     *,
     device_keys: dict[str, bytes] | None = None,
+    master_key: bytes | None = None,
     env: dict[str, str] | None = None,
     timeout: float = 60.0,
     python: str = sys.executable,
@@ -149,7 +150,7 @@ def start_gateway(
 ) -> RunningGateway:
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    master_key = secrets.token_bytes(32)
+    master_key = master_key or secrets.token_bytes(32)
     registry = workdir / "devices.yml"
     write_registry(registry, master_key, device_keys)
     config_path = workdir / "gateway.yml"
