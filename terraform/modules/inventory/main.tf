@@ -1,0 +1,68 @@
+locals {
+  all_hosts = concat(var.brokers, var.gateways, var.agents, var.monitoring)
+
+  # Hosts without a public address are reached on their private one (bastion or VPN setups).
+  # Grouping mode (...) so a duplicate name reaches the clear precondition on the outputs
+  # instead of failing here with a bare "duplicate object key".
+  host_vars_grouped = {
+    for h in local.all_hosts : h.name => {
+      ansible_host = h.public_ip != "" ? h.public_ip : h.private_ip
+      private_ip   = h.private_ip
+      # Prometheus scrapes over the private network (the security groups only allow that path).
+      monitoring_scrape_address = h.private_ip
+    }...
+  }
+  host_vars       = { for name, vars in local.host_vars_grouped : name => vars[0] }
+  names_unique    = length(local.host_vars_grouped) == length(local.all_hosts)
+  duplicate_names = [for name, vars in local.host_vars_grouped : name if length(vars) > 1]
+
+  broker_node_ids = { for i, b in var.brokers : b.name => var.first_node_id + i }
+
+  controller_quorum_voters = join(",", [
+    for b in var.brokers : "${local.broker_node_ids[b.name]}@${b.private_ip}:${var.controller_port}"
+  ])
+  kafka_bootstrap = join(",", [for b in var.brokers : "${b.private_ip}:${var.kafka_port}"])
+
+  connection_vars = merge(
+    { ansible_user = var.ssh_user },
+    var.ssh_private_key_file == "" ? {} : { ansible_ssh_private_key_file = var.ssh_private_key_file },
+  )
+
+  inventory = {
+    all = {
+      vars = merge(local.connection_vars, {
+        automq_s3_data_bucket           = var.s3_data_bucket
+        automq_s3_ops_bucket            = var.s3_ops_bucket
+        automq_s3_region                = var.s3_region
+        automq_s3_endpoint              = var.s3_endpoint
+        automq_s3_path_style            = var.s3_endpoint != ""
+        automq_s3_credentials           = var.s3_credentials
+        automq_flavor                   = var.broker_flavor
+        automq_client_port              = var.kafka_port
+        automq_controller_port          = var.controller_port
+        automq_internal_port            = var.internal_port
+        automq_controller_quorum_voters = local.controller_quorum_voters
+        kafka_bootstrap_servers         = local.kafka_bootstrap
+        gateway_kafka_bootstrap_servers = local.kafka_bootstrap
+        gateway_udp_port                = var.gateway_udp_port
+        gateway_http_port               = var.gateway_http_port
+        simulator_agent_port            = var.agent_api_port
+      })
+      children = {
+        brokers = {
+          hosts = {
+            for b in var.brokers : b.name => merge(local.host_vars[b.name], {
+              automq_node_id        = local.broker_node_ids[b.name]
+              automq_listen_address = b.private_ip
+            })
+          }
+        }
+        gateways   = { hosts = { for h in var.gateways : h.name => local.host_vars[h.name] } }
+        agents     = { hosts = { for h in var.agents : h.name => local.host_vars[h.name] } }
+        monitoring = { hosts = { for h in var.monitoring : h.name => local.host_vars[h.name] } }
+      }
+    }
+  }
+
+  header = "# Ansible inventory rendered by Terraform/OpenTofu (terraform/modules/inventory).\n# Generated file: re-run `make tf-apply` instead of editing it.\n"
+}
