@@ -108,7 +108,8 @@ async def run(cfg: config_mod.GatewayConfig, index: int, fd: int, status_fd: int
         max_datagram_bytes=cfg.udp.max_datagram_bytes,
         max_inflight=max(255, -(-cfg.limits.max_inflight_readings // workers)),
         busy_retry_after_ms=cfg.limits.busy_retry_after_ms,
-        auth_fail_per_s=cfg.limits.auth_fail_per_s,
+        # per source address for the whole gateway: each worker takes its share of the rate
+        auth_fail_per_s=cfg.limits.auth_fail_per_s / workers,
         regression_window=cfg.limits.regression_window,
         legacy_binary=cfg.devices.legacy_binary,
         legacy_json=cfg.devices.legacy_json,
