@@ -37,6 +37,8 @@ async def run_phases(
     """Drive the fleet through the scenario; returns the results dict (JSON-ready)."""
     abort = abort or asyncio.Event()
     markers: list[dict] = []
+    edge = time.monotonic()  # the planned start of the current phase (phase edges do not drift)
+    fleet.start_clock(edge)
     driver = asyncio.create_task(fleet.run())
     started = time.time()
     status = "completed"
@@ -49,11 +51,11 @@ async def run_phases(
             if on_phase:
                 on_phase(phase.name)
             if phase.kind == "outage":
-                fleet.set_online(False)
+                fleet.set_online(False, at=edge)
                 _marker(markers, "outage_start", phase=phase.name)
             elif phase.kind in ("normal", "recovery"):
                 was_offline = not fleet.online
-                fleet.set_online(True)
+                fleet.set_online(True, at=edge)
                 if was_offline:
                     _marker(markers, "flush_start", phase=phase.name)
             _marker(markers, "phase_start", phase=phase.name, kind=phase.kind)
@@ -68,11 +70,14 @@ async def run_phases(
                     if not abort.is_set():
                         _marker(markers, "drain_timeout", phase=phase.name, backlog=fleet.outage_backlog())
                 await _wait(abort, phase.after_drained_s)
+                edge = time.monotonic()
             else:
-                await _wait(abort, phase.duration_s)
+                edge += phase.duration_s
+                await _wait(abort, edge - time.monotonic())
         if not fleet.online:
-            fleet.set_online(True)
+            fleet.set_online(True, at=edge)
             _marker(markers, "flush_start", phase="final")
+        fleet._generate_due(edge, time.monotonic())  # readings due before the planned end still count
         fleet.generating = False
         _marker(markers, "generation_stop")
         deadline = time.monotonic() + scenario.final_drain_s
