@@ -30,21 +30,29 @@ def test_targets_follow_groups_and_host_variables() -> None:
         "broker1": {"ansible_host": "10.1.0.9", "automq_flavor": "automq", "automq_telemetry_port": 8890},
         "broker2": {"monitoring_scrape_address": "b2.internal"},
         "agent1": {"simulator_agent_port": 9999},
+        "agent2": {"simulator_api_port": 7123},
     }
     groups = {
         "gateways": ["gw1"],
-        "agents": ["agent1"],
+        "agents": ["agent1", "agent2", "agent3"],
         "brokers": ["broker1", "broker2"],
         "monitoring": ["mon1"],
     }
     config = yaml.safe_load(render_prometheus_config(groups, hostvars))
     assert _targets(config, "gateway") == {"gw1": "10.1.0.5:18080"}
-    assert _targets(config, "agent") == {"agent1": "agent1:9999"}
+    assert _targets(config, "agent") == {
+        "agent1": "agent1:9999",
+        "agent2": "agent2:7123",
+        "agent3": "agent3:7000",
+    }
+    assert "authorization" not in next(s for s in config["scrape_configs"] if s["job_name"] == "agent")
     assert _targets(config, "broker") == {"broker1": "10.1.0.9:8890", "broker2": "b2.internal:7071"}
     # node_exporter on every host, each once
     assert _targets(config, "node") == {
         "gw1": "10.1.0.5:9100",
         "agent1": "agent1:9100",
+        "agent2": "agent2:9100",
+        "agent3": "agent3:9100",
         "broker1": "10.1.0.9:9100",
         "broker2": "b2.internal:9100",
         "mon1": "mon1:9100",
@@ -61,3 +69,17 @@ def test_an_empty_group_gives_a_job_without_targets() -> None:
 def test_intervals_are_rendered(interval: str) -> None:
     config = yaml.safe_load(render_prometheus_config(SAMPLE_GROUPS, {}, monitoring_scrape_interval=interval))
     assert config["global"]["scrape_interval"] == interval
+
+
+def test_agent_job_can_send_the_api_token(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("t" * 40)
+    text = render_prometheus_config(
+        SAMPLE_GROUPS, {}, monitoring_agent_bearer_token_file=str(token), monitoring_rules_dir=str(RULES_DIR)
+    )
+    agent = next(s for s in yaml.safe_load(text)["scrape_configs"] if s["job_name"] == "agent")
+    assert agent["authorization"] == {"type": "Bearer", "credentials_file": str(token)}
+    path = tmp_path / "prometheus.yml"
+    path.write_text(text)
+    result = subprocess.run(["promtool", "check", "config", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
