@@ -304,8 +304,9 @@ def build_rootfs(cache: Cache) -> tuple[Path, float]:
         tmp.rename(final)
         elapsed = time.monotonic() - started
         (final.parent / f"{digest}.build-seconds").write_text(f"{elapsed:.1f}\n")
+        mounts = Path("/proc/self/mountinfo").read_text()
         for old in cache.rootfs_dir.iterdir():
-            if old.is_dir() and old.name != digest:
+            if old.is_dir() and old.name != digest and str(old) not in mounts:
                 log(f"removing outdated rootfs {old.name}")
                 shutil.rmtree(old, ignore_errors=True)
         return final, elapsed
@@ -396,6 +397,8 @@ def prepare_host(cache: Cache, sc: Scenario, host: Host, rootfs: Path, pubkey: s
         opts = f"lowerdir={cache.apt_layer}:{rootfs},upperdir={upper},workdir={work}"
         run(["mount", "-t", "overlay", "overlay", "-o", opts, str(root)])
     (root / "etc/hostname").write_text(f"{host.name}\n")
+    # No apt lists yet: make sure apt's cache_valid_time sees them as stale, not as fresh.
+    os.utime(root / "var/lib/apt/lists", (0, 0))
     hosts = ["127.0.0.1 localhost", f"127.0.1.1 {host.name}", "::1 localhost ip6-localhost ip6-loopback"]
     hosts += [f"{h.address} {h.name}" for h in sc.hosts if h.name != host.name]
     (root / "etc/hosts").write_text("\n".join(hosts) + "\n")
@@ -523,7 +526,7 @@ def pids_in_namespace(pidns: str) -> list[int]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
-                if os.readlink(entry / "ns/pid") == pidns:
+                if os.readlink(entry / "ns/pid") == pidns and pid_alive(int(entry.name)):
                     found.append(int(entry.name))
     return found
 
@@ -540,9 +543,14 @@ def stop_host(host: Host) -> None:
             log(f"host {host.name}: no clean poweroff within {STOP_TIMEOUT_S:.0f}s, killing")
             with contextlib.suppress(ProcessLookupError):
                 os.kill(host.pid, signal.SIGKILL)
-    for pid in pids_in_namespace(host.pidns):  # left behind if systemd-nspawn itself was killed
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while (strays := pids_in_namespace(host.pidns)) and time.monotonic() < deadline:
+        for pid in strays:  # left behind if systemd-nspawn itself was killed
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.1)
+    if strays:
+        log(f"host {host.name}: processes {strays} of the container survived SIGKILL")
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(host.pid, os.WNOHANG)
     root = base / "root"
