@@ -20,7 +20,7 @@ import pytest
 
 from broker.kafka import KafkaBroker, free_port
 from tests.monitoring import queries
-from tests.monitoring.agent import start_metrics_agent
+from tests.monitoring.agent import metrics_access, run_burst
 from tests.monitoring.burst import send_burst
 from tests.monitoring.procs import NodeExporter, Prometheus
 from tests.monitoring.render import render_prometheus_config
@@ -109,12 +109,13 @@ def _evaluate_all(prom: Prometheus, start: float, end: float) -> tuple[list[str]
 
 
 def test_every_dashboard_panel_and_rule_returns_series_during_a_burst(
-    jmx_broker: KafkaBroker, gateway_factory, node_exporter: NodeExporter, tmp_path: Path
+    jmx_broker: KafkaBroker, gateway_factory, agent_factory, node_exporter: NodeExporter, tmp_path: Path
 ) -> None:
     topic = f"mon-{uuid.uuid4().hex[:8]}"
     jmx_broker.create_topic(topic, partitions=3)
     gw = gateway_factory.start(jmx_broker.bootstrap, topic, udp={"workers": 2})
-    agent = start_metrics_agent(tmp_path / "agent", gw)
+    (agent,) = agent_factory.start(1, gw.master_key)
+    access = metrics_access(agent.address, agent_factory.token)
 
     groups = {"gateways": ["gw1"], "brokers": ["broker1"], "monitoring": ["mon1"], "agents": []}
     hostvars = {
@@ -125,9 +126,15 @@ def test_every_dashboard_panel_and_rule_returns_series_during_a_burst(
         },
         "mon1": {"monitoring_scrape_address": "127.0.0.1", "node_exporter_port": node_exporter.port},
     }
-    if agent is not None:
+    extra: dict[str, str] = {}
+    if access is not None:
+        host, port = agent.address.rsplit(":", 1)
         groups["agents"] = ["agent1"]
-        hostvars["agent1"] = {"monitoring_scrape_address": "127.0.0.1", "simulator_agent_port": agent.port}
+        hostvars["agent1"] = {"monitoring_scrape_address": host, "simulator_api_port": int(port)}
+        if access == "token":
+            token_file = tmp_path / "agent-token"
+            token_file.write_text(agent_factory.token)
+            extra["monitoring_agent_bearer_token_file"] = str(token_file)
     prom_port = free_port()
     config = render_prometheus_config(
         groups,
@@ -137,18 +144,20 @@ def test_every_dashboard_panel_and_rule_returns_series_during_a_burst(
         monitoring_evaluation_interval="1s",
         monitoring_rules_dir=str(queries.RULES_DIR),
         monitoring_prometheus_port=prom_port,
+        **extra,
     )
     prom = Prometheus(tmp_path / "prometheus", config, port=prom_port).start()
     try:
-        jobs = {"prometheus", "gateway", "broker", "node"} | ({"agent"} if agent else set())
+        jobs = {"prometheus", "gateway", "broker", "node"} | ({"agent"} if access else set())
         prom.wait_targets_up(jobs, timeout=40)
         start = time.time()
-        if agent is not None:
-            agent.run_burst()
+        # the simulator's own burst (normal, outage, flush until drained) through the real agent
+        results = run_burst(agent.address, agent_factory.token, f"127.0.0.1:{gw.udp_port}", tmp_path / "run")
+        assert results and results[0]["buffered_at_end"] == 0, results
         burst = send_burst("127.0.0.1", gw.udp_port, gw.master_key, devices=40, batches=10)
         assert burst.acked_devices == 40, f"the gateway acked only {burst.acked_devices}/40 devices: {burst}"
         # wait until Prometheus has scraped every produced reading, then a few more scrapes
-        expected = 40 * 10 * 20
+        expected = 40 * 10 * 20 + results[0]["counters"]["generated"]
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             got = prom.query('sum(iot_messages_produced_total{job="gateway"})')
@@ -160,7 +169,7 @@ def test_every_dashboard_panel_and_rule_returns_series_during_a_burst(
 
         failures, ran = _evaluate_all(prom, start - 2, end)
         unproven: list[str] = []
-        if agent is None:
+        if access is None:
             unproven = [f for f in failures if any(m in f for m in AGENT_METRICS)]
             failures = [f for f in failures if f not in unproven]
         assert not failures, f"{len(failures)} of {ran} shipped queries failed:\n" + "\n".join(failures)
@@ -189,8 +198,6 @@ def test_every_dashboard_panel_and_rule_returns_series_during_a_burst(
         assert states == ["pending"], f"IotGatewayDown after the gateway stopped: {states}\n{prom.log_tail()}"
     finally:
         prom.stop()
-        if agent is not None:
-            agent.stop()
     if unproven:
         pytest.xfail(
             "the simulator agent serves no Prometheus metrics yet; these queries are unproven:\n"
@@ -198,8 +205,10 @@ def test_every_dashboard_panel_and_rule_returns_series_during_a_burst(
         )
 
 
-def test_gateway_metrics_pass_promtool_check_metrics(kafka_broker, fresh_topic, gateway_factory) -> None:
-    gw = gateway_factory.start(kafka_broker.bootstrap, fresh_topic)
+def test_gateway_metrics_pass_promtool_check_metrics(jmx_broker: KafkaBroker, gateway_factory) -> None:
+    topic = f"mon-{uuid.uuid4().hex[:8]}"
+    jmx_broker.create_topic(topic, partitions=3)
+    gw = gateway_factory.start(jmx_broker.bootstrap, topic)
     text = gw.metrics_text()
     for name in ("iot_messages_received_total", "iot_ack_latency_ms_bucket", "iot_gateway_ready"):
         assert name in text, f"{name} missing from the gateway's /metrics"
