@@ -248,7 +248,7 @@ def recipe_hash() -> str:
     h = hashlib.sha256()
     h.update(SUITE.encode())
     h.update("\n".join(PACKAGES).encode())
-    h.update(inspect.getsource(build_rootfs).encode())
+    h.update(inspect.getsource(debootstrap_rootfs).encode())
     h.update(inspect.getsource(customise_rootfs).encode())
     return h.hexdigest()[:16]
 
@@ -272,6 +272,11 @@ def customise_rootfs(target: Path, mirror: str, security: str) -> None:
     (target / "var/lib/apt/lists/partial").mkdir(parents=True)
 
 
+def debootstrap_rootfs(target: Path, mirror: str) -> None:
+    """The base system: Debian minbase plus PACKAGES."""
+    run(["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}", SUITE, str(target), mirror])
+
+
 def build_rootfs(cache: Cache) -> tuple[Path, float]:
     """Return the cached base rootfs, debootstrapping it first if its recipe changed."""
     digest = recipe_hash()
@@ -290,16 +295,7 @@ def build_rootfs(cache: Cache) -> tuple[Path, float]:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         log(f"debootstrap {SUITE} into {tmp} (recipe {digest}; a few minutes, once)")
-        run(
-            [
-                "debootstrap",
-                "--variant=minbase",
-                f"--include={','.join(PACKAGES)}",
-                SUITE,
-                str(tmp),
-                mirror,
-            ]
-        )
+        debootstrap_rootfs(tmp, mirror)
         customise_rootfs(tmp, mirror, security)
         tmp.rename(final)
         elapsed = time.monotonic() - started
