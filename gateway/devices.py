@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 class DeviceState:
     device_id: str
     raw_id: bytes
-    key: bytes | None
+    key: bytes
+    id_json: bytes = b""  # the id as a JSON string, for the Kafka record
     hwm: int | None = None
     inflight: list[tuple[int, int]] = field(default_factory=list)
     done: list[tuple[int, int]] = field(default_factory=list)

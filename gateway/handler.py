@@ -11,27 +11,13 @@ import logging
 import time
 from dataclasses import dataclass
 
-from gateway import protocol
+from gateway import fastpath, protocol
 from gateway.devices import DeviceState
 from gateway.kafka_out import Job, KafkaOut
 from gateway.logs import log_event
 from gateway.metrics import WorkerMetrics
 from gateway.protocol import ProtocolError
 from gateway.registry import KeyRegistry
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
-
-
-def payload_is_object(payload: bytes) -> bool:
-    """True when ``payload`` is a UTF-8 JSON object (strict: no NaN/Infinity, no UTF-16 detection)."""
-    try:
-        value = json.loads(payload.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return False
-    return type(value) is dict
-
 
 _VALUE = b'{"device_id":%b,"seq":%d,"device_ts_ms":%d,"gateway_ts_ms":%d,"proto":"%b","payload":%b}'
 
@@ -69,7 +55,7 @@ class DatagramHandler:
         self.regression_window = regression_window
         self.legacy_binary = legacy_binary
         self.legacy_json = legacy_json
-        self.devices: dict[str, DeviceState] = {}
+        self.devices: dict[bytes, DeviceState] = {}  # by raw device id
         self.inflight = 0
         self.accepting = True
         self._auth_fail_next: dict[object, float] = {}
@@ -112,24 +98,24 @@ class DatagramHandler:
 
     def _handle_ibp(self, data: bytes, addr: tuple) -> None:
         received_at = time.monotonic()
-        batch = protocol.parse_data(data)
-        device = self.devices.get(batch.device_id)
-        key = device.key if device is not None else self.registry.key_for(batch.device_id)
-        if key is None or not batch.verify(key):
+        raw_id, first, readings, tag_at = fastpath.parse_data_raw(data)
+        device = self.devices.get(raw_id)
+        if device is None:
+            device_id = fastpath.check_device_id(raw_id)
+            key = self.registry.key_for(device_id)
+            if key is None or not fastpath.verify(key, data, tag_at):
+                self._auth_failed(addr)
+                return
+            device = DeviceState(device_id, raw_id, key, id_json=json.dumps(device_id).encode())
+            self.devices[raw_id] = device
+        elif not fastpath.verify(device.key, data, tag_at):
             self._auth_failed(addr)
             return
-        readings = batch.readings
-        for reading in readings:
-            if not payload_is_object(reading.payload):
-                raise ProtocolError("malformed_json")
         m = self.m
-        if device is None:
-            device = DeviceState(batch.device_id, batch.device_id.encode(), key)
-            self.devices[batch.device_id] = device
         device.addr = addr
         device.last_seen = received_at
-        first, last = batch.first_seq, batch.last_seq
         n = len(readings)
+        last = first + n - 1
         m.received.inc(n)
         m.batch_readings.observe(n)
         hwm = device.hwm
@@ -137,33 +123,43 @@ class DatagramHandler:
             self._invalid("seq_regression")
             return
         ranges = device.new_ranges(first, last)
-        fresh = sum(hi - lo + 1 for lo, hi in ranges)
-        if fresh < n:
-            m.duplicates.inc(n - fresh)
-        if not ranges:
+        if not ranges:  # a retransmission: nothing new to produce
+            m.duplicates.inc(n)
             m.datagrams["duplicate"].inc()
             if hwm is not None and last <= hwm:
                 self._ack(device, received_at)
             return  # otherwise the readings are in flight: their ACK follows the commit
+        for _, payload in readings:
+            if not fastpath.payload_is_object(payload):
+                raise ProtocolError("malformed_json")
+        fresh = sum(hi - lo + 1 for lo, hi in ranges)
+        if fresh < n:
+            m.duplicates.inc(n - fresh)
         if self.inflight + fresh > self.max_inflight:
             m.datagrams["busy"].inc()
             m.busy_sent.inc()
-            self.send(protocol.encode_busy(device.device_id, key, self.busy_retry_after_ms), addr)
+            self.send(
+                fastpath.encode_answer(raw_id, device.key, fastpath.BUSY, self.busy_retry_after_ms), addr
+            )
             return
         if hwm is not None and ranges[0][0] > hwm + 1 and not device.inflight:
             m.gaps.inc()
         m.datagrams["ok"].inc()
         now_ms = int(time.time() * 1000)
-        id_json = json.dumps(device.device_id).encode()
-        records = []
-        for reading in readings:
-            seq = reading.seq
-            if fresh < n and not any(lo <= seq <= hi for lo, hi in ranges):
-                continue
-            value = _VALUE % (id_json, seq, reading.timestamp_ms, now_ms, b"ibp1", reading.payload)
-            records.append((value, now_ms))
+        id_json = device.id_json
+        if fresh == n:
+            records = [
+                (_VALUE % (id_json, first + i, ts, now_ms, b"ibp1", payload), now_ms)
+                for i, (ts, payload) in enumerate(readings)
+            ]
+        else:
+            records = [
+                (_VALUE % (id_json, first + i, ts, now_ms, b"ibp1", payload), now_ms)
+                for i, (ts, payload) in enumerate(readings)
+                if any(lo <= first + i <= hi for lo, hi in ranges)
+            ]
         device.start(ranges)
-        self._submit(device.raw_id, records, received_at, _Pending(device, ranges))
+        self._submit(raw_id, records, received_at, _Pending(device, ranges))
 
     def _auth_failed(self, addr: tuple) -> None:
         m = self.m
@@ -185,7 +181,7 @@ class DatagramHandler:
     def _ack(self, device: DeviceState, received_at: float) -> None:
         if device.addr is None or device.hwm is None:
             return
-        self.send(protocol.encode_ack(device.device_id, device.key, device.hwm), device.addr)
+        self.send(fastpath.encode_answer(device.raw_id, device.key, fastpath.ACK, device.hwm), device.addr)
         self.m.acks_sent.inc()
         self.m.ack_latency.observe((time.monotonic() - received_at) * 1000.0)
 
@@ -194,7 +190,7 @@ class DatagramHandler:
     def _handle_legacy(self, data: bytes) -> None:
         received_at = time.monotonic()
         legacy = protocol.parse_legacy(data)
-        if not payload_is_object(legacy.payload):
+        if not fastpath.payload_is_object(legacy.payload):
             raise ProtocolError("malformed_json")
         m = self.m
         m.received.inc()

@@ -56,15 +56,19 @@ def _ssl_context(cfg: KafkaConfig) -> ssl.SSLContext | None:
     return create_ssl_context(cafile=cfg.ssl_cafile, certfile=cfg.ssl_certfile, keyfile=cfg.ssl_keyfile)
 
 
-def producer_kwargs(cfg: KafkaConfig, client_id: str) -> dict:
-    """AIOKafkaProducer arguments for this config (also used by the bench's bare producer)."""
+def producer_kwargs(cfg: KafkaConfig, client_id: str, linger_ms: int | None = None) -> dict:
+    """AIOKafkaProducer arguments for this config (also used by the bench's bare producer).
+
+    KafkaOut passes ``linger_ms=0``: it lingers itself while filling a batch, and a sealed batch should
+    leave at once (aiokafka would otherwise wait ``linger_ms`` again and re-check every queued batch).
+    """
     kwargs: dict = {
         "bootstrap_servers": cfg.bootstrap_servers,
         "client_id": client_id,
         "acks": _acks(cfg.acks),
         "compression_type": None if cfg.compression == "none" else cfg.compression,
         "max_batch_size": cfg.batch_size,
-        "linger_ms": cfg.linger_ms,
+        "linger_ms": cfg.linger_ms if linger_ms is None else linger_ms,
         "max_request_size": cfg.max_request_size,
         "request_timeout_ms": cfg.request_timeout_ms,
         "enable_idempotence": False,
@@ -105,7 +109,7 @@ class KafkaOut:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         for i in range(self.cfg.producers_per_worker):
-            producer = AIOKafkaProducer(**producer_kwargs(self.cfg, f"{self._client_id}-p{i}"))
+            producer = AIOKafkaProducer(**producer_kwargs(self.cfg, f"{self._client_id}-p{i}", linger_ms=0))
             try:
                 await producer.start()
             except BaseException:

@@ -1,0 +1,219 @@
+"""``python -m bench`` (``make bench``): gateway end-to-end acked readings/s vs a bare aiokafka producer.
+
+Starts its own broker (Apache Kafka from the project's cache) with a second listener reached through a
+delaying TCP proxy (``bench/delay_proxy.py``, 250 ms on every broker -> client byte), then measures:
+  1. bare producer (``send()`` per record, and ``send_batch()``), same records, same producer settings;
+  2. the gateway end to end (loadgen devices -> UDP -> gateway -> Kafka -> ACK);
+  3. both again through the 250 ms proxy;
+  4. ``python -m simulator capacity --json`` when available.
+Writes ``reports/bench-<timestamp>.json`` and prints a table. Figures on a shared machine are noisy: the
+load average is recorded with each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from bench import bare
+from bench.cpu import load_average
+from bench.e2e import GatewayRun
+from bench.report import print_table
+from broker.kafka import KafkaBroker, free_port
+from gateway.config import KafkaConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_records(devices: int, readings: int) -> list[tuple[bytes, bytes]]:
+    now = int(time.time() * 1000)
+    out = []
+    for d in range(devices):
+        device_id = f"sim-bench-{d:06d}"
+        for seq in range(1, readings + 1):
+            value = (
+                b'{"device_id":"%s","seq":%d,"device_ts_ms":%d,"gateway_ts_ms":%d,"proto":"ibp1",'
+                b'"payload":{"run":"bench","n":%d,"t":21.5}}' % (device_id.encode(), seq, now, now, seq)
+            )
+            out.append((device_id.encode(), value))
+    return out
+
+
+def start_broker(workdir: Path, partitions: int) -> tuple[KafkaBroker, int]:
+    """A broker with a second listener DELAYED whose advertised address is the delay proxy's port."""
+    broker = KafkaBroker(workdir=workdir, partitions=partitions, heap="1g")
+    delayed, proxy_port = free_port(), free_port()
+    h = broker.host
+    broker.extra_properties = {
+        "listeners": f"PLAINTEXT://{h}:{broker.port},CONTROLLER://{h}:{broker.controller_port},DELAYED://{h}:{delayed}",
+        "advertised.listeners": f"PLAINTEXT://{h}:{broker.port},DELAYED://{h}:{proxy_port}",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,DELAYED:PLAINTEXT",
+    }
+    broker.start()
+    broker.delayed_port = delayed  # type: ignore[attr-defined]
+    return broker, proxy_port
+
+
+def start_proxy(listen_port: int, target_port: int, delay_ms: float) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.delay_proxy",
+            "--listen",
+            f"127.0.0.1:{listen_port}",
+            "--target",
+            f"127.0.0.1:{target_port}",
+            "--delay-ms",
+            str(delay_ms),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    line = proc.stdout.readline()
+    if "event=listening" not in line:
+        proc.kill()
+        raise RuntimeError(f"delay proxy did not start: {line!r}")
+    return proc
+
+
+def simulator_capacity(timeout_s: float) -> dict:
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "simulator", "capacity", "--json"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=timeout_s,
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"python -m simulator capacity --json did not finish within {timeout_s:.0f}s"}
+    except OSError as exc:
+        return {"error": f"cannot run the simulator: {exc}"}
+    if result.returncode != 0:
+        return {"error": f"exit {result.returncode}: {(result.stderr or result.stdout)[-500:]}"}
+    try:
+        return json.loads(result.stdout)
+    except ValueError:
+        return {"error": f"not JSON: {result.stdout[-300:]}"}
+
+
+async def phase(name: str, bootstrap: str, topic: str, args: argparse.Namespace, workdir: Path) -> dict:
+    kafka = KafkaConfig(
+        bootstrap_servers=bootstrap,
+        topic=topic,
+        batch_size=args.batch_size,
+        linger_ms=args.linger_ms,
+        producers_per_worker=args.producers,
+    )
+    records = make_records(args.devices, args.readings)
+    out: dict = {"load_before": load_average()}
+    print(f"[{name}] bare producer send() ...", flush=True)
+    out["bare_send"] = await bare.run_send(kafka, records)
+    print(f"[{name}] bare producer send_batch() ...", flush=True)
+    out["bare_batch"] = await bare.run_batch(kafka, records)
+    del records
+    print(f"[{name}] gateway end to end ...", flush=True)
+    run = GatewayRun(
+        bootstrap,
+        topic,
+        workdir / f"gateway-{name}",
+        udp={"workers": args.workers},
+        kafka={
+            "producers_per_worker": args.producers,
+            "batch_size": args.batch_size,
+            "linger_ms": args.linger_ms,
+        },
+    )
+    try:
+        out["gateway"] = await run.measure(args.devices, args.readings, args.batch)
+    finally:
+        code = run.stop()
+    out["gateway"]["exit_code"] = code
+    out["load_after"] = load_average()
+    gw = out["gateway"]["readings_per_s"]
+    ceiling = max(out["bare_send"]["readings_per_s"], out["bare_batch"]["readings_per_s"])
+    out["gateway_readings_per_s"] = gw
+    out["bare_producer_readings_per_s"] = ceiling
+    out["ratio"] = round(gw / ceiling, 3) if ceiling else None
+    return out
+
+
+async def main_async(args: argparse.Namespace) -> dict:
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    workdir = ROOT / ".cache" / "bench" / stamp
+    workdir.mkdir(parents=True, exist_ok=True)
+    report: dict = {
+        "timestamp": stamp,
+        "host": {"cpus": os.cpu_count(), "load_start": load_average()},
+        "settings": vars(args) | {"delay_ms": args.delay_ms},
+    }
+    broker, proxy_port = start_broker(workdir / "kafka", args.partitions)
+    proxy = None
+    try:
+        topic = f"bench-{uuid.uuid4().hex[:8]}"
+        broker.create_topic(topic, partitions=args.partitions)
+        proxy = start_proxy(proxy_port, broker.delayed_port, args.delay_ms)
+        base = await phase("no-latency", broker.bootstrap, topic, args, workdir)
+        report.update(
+            {k: base[k] for k in ("gateway_readings_per_s", "bare_producer_readings_per_s", "ratio")}
+        )
+        report["no_latency"] = base
+        if args.delay_ms > 0:
+            slow = await phase(f"{args.delay_ms:g}ms", f"127.0.0.1:{proxy_port}", topic, args, workdir)
+            slow["vs_no_latency"] = round(slow["gateway_readings_per_s"] / base["gateway_readings_per_s"], 3)
+            report["latency_250ms" if args.delay_ms == 250 else f"latency_{args.delay_ms:g}ms"] = slow
+    finally:
+        if proxy is not None:
+            proxy.terminate()
+            proxy.wait(10)
+        broker.stop(delete=True)
+    if args.simulator:
+        print("[simulator] python -m simulator capacity --json ...", flush=True)
+        report["simulator"] = simulator_capacity(args.simulator_timeout)
+    report["host"]["load_end"] = load_average()
+    shutil.rmtree(workdir, ignore_errors=True)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=2000)
+    parser.add_argument("--readings", type=int, default=100, help="readings per device")
+    parser.add_argument("--batch", type=int, default=25, help="readings per datagram")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--producers", type=int, default=4, help="producers per worker")
+    parser.add_argument("--partitions", type=int, default=12)
+    parser.add_argument("--batch-size", type=int, default=262144)
+    parser.add_argument("--linger-ms", type=int, default=10)
+    parser.add_argument("--delay-ms", type=float, default=250.0, help="injected broker latency; 0 skips it")
+    parser.add_argument("--no-simulator", dest="simulator", action="store_false")
+    parser.add_argument("--simulator-timeout", type=float, default=600.0)
+    parser.add_argument("--out", type=Path, default=ROOT / "reports")
+    args = parser.parse_args(argv)
+    try:
+        import uvloop
+
+        report = uvloop.run(main_async(args))
+    except ImportError:
+        report = asyncio.run(main_async(args))
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"bench-{report['timestamp']}.json"
+    report["settings"]["out"] = str(args.out)
+    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print_table(report)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

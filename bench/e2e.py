@@ -1,0 +1,75 @@
+"""Gateway end to end: a loadgen fleet (stop-and-wait devices) -> gateway workers -> Kafka -> ACKs."""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import uuid
+from pathlib import Path
+
+from bench.cpu import tree_cpu_s
+from gateway.launcher import start_gateway
+from gateway.loadgen import Fleet, fleet_keys
+
+
+def _own_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def run_fleet(host: str, port: int, master_key: bytes, devices: int, readings: int, batch: int) -> dict:
+    run = uuid.uuid4().hex[:8]
+    keys = fleet_keys(master_key, devices, run)
+    fleet = Fleet(
+        host, port, keys, readings_per_device=readings, batch=batch, run_id=run, sockets=64, ack_timeout_s=2.0
+    )
+    result = await fleet.run(timeout_s=300)
+    lat_ms = [x * 1000.0 for x in result.ack_latencies_s]
+    return {
+        "devices": devices,
+        "readings": result.readings,
+        "expected_readings": devices * readings,
+        "fully_acked_devices": result.fully_acked,
+        "elapsed_s": round(result.elapsed_s, 3),
+        "readings_per_s": round(result.acked_readings_per_s, 1),
+        "datagrams_sent": result.datagrams_sent,
+        "retransmissions": result.retransmissions,
+        "busy": result.busy,
+        "ack_latency_ms": {
+            "p50": round(percentile(lat_ms, 0.50), 1),
+            "p99": round(percentile(lat_ms, 0.99), 1),
+            "mean": round(statistics.fmean(lat_ms), 1) if lat_ms else None,
+        },
+    }
+
+
+class GatewayRun:
+    """Start a gateway, measure one fleet run against it (CPU of the whole process tree), stop it."""
+
+    def __init__(self, bootstrap: str, topic: str, workdir: Path, **overrides: dict) -> None:
+        self.gw = start_gateway(bootstrap, topic, workdir, **overrides)
+
+    async def measure(self, devices: int, readings: int, batch: int) -> dict:
+        gw = self.gw
+        # warm-up: connections, metadata and partition caches, a first batch per partition
+        await run_fleet("127.0.0.1", gw.udp_port, gw.master_key, 200, batch, batch)
+        cpu0, own0 = tree_cpu_s(gw.process.pid), _own_cpu_s()
+        result = await run_fleet("127.0.0.1", gw.udp_port, gw.master_key, devices, readings, batch)
+        cpu, own = tree_cpu_s(gw.process.pid) - cpu0, _own_cpu_s() - own0
+        result["loadgen_cpu_s"] = round(own, 2)
+        result["gateway_cpu_s_per_100k"] = round(cpu / max(1, result["readings"]) * 100_000, 3)
+        result["gateway_cpu_s"] = round(cpu, 2)
+        result["kernel_udp_drops"] = gw.metric("iot_udp_receive_buffer_errors_total")
+        result["busy_sent"] = gw.metric("iot_busy_sent_total")
+        result["produce_errors"] = gw.metric("iot_produce_errors_total")
+        return result
+
+    def stop(self) -> int:
+        return self.gw.stop()
