@@ -14,11 +14,12 @@ python -m simulator sink --port 0               (acking UDP sink for capacity ru
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
 from pathlib import Path
+
+from simulator import aio
 
 COMMANDS = ("run", "agent", "controller", "audit", "compare", "capacity", "demo", "sink", "validate")
 
@@ -76,7 +77,7 @@ def pilot(argv: list[str]) -> int:
         finally:
             fleet.close()
 
-    asyncio.run(go())
+    aio.run(go())
     c = fleet.counters
     print(
         f"run {fleet.run_id}: generated {c.generated} acked {c.acked} buffered {fleet.buffered} retransmits {c.retransmits}"
@@ -175,7 +176,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         scn, text = load(args.scenario)
         run_id = args.run_id or new_run_id(scn.name)
-        out, res = asyncio.run(
+        out, res = aio.run(
             run_local(
                 scn,
                 text,
@@ -188,7 +189,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
         print(f"run {run_id}: {res['counters']}; bundle {out}")
         if args.bootstrap:
-            audit = asyncio.run(audit_bundle(out, args.bootstrap, args.topic, scn))
+            audit = aio.run(audit_bundle(out, args.bootstrap, args.topic, scn))
             print((out / "summary.txt").read_text(), end="")
             return 0 if audit["verdict"] == "PASS" else 1
         return 0
@@ -196,7 +197,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from simulator.agent import serve
 
         host, port = args.listen.rsplit(":", 1)
-        asyncio.run(serve(_token(args), _master_key(args), host, int(port)))
+        aio.run(serve(_token(args), _master_key(args), host, int(port)))
         return 0
     if args.cmd == "controller":
         from simulator import controller
@@ -205,12 +206,12 @@ def _dispatch(args: argparse.Namespace) -> int:
         scn, text = load(args.scenario)
         run_id = args.run_id or new_run_id(scn.name)
         agents = [x.strip() for x in args.agents.split(",") if x.strip()]
-        out, _ = asyncio.run(
+        out, _ = aio.run(
             controller.run(agents, _token(args), scn, text, args.gateway, run_id, args.reports, args.lead)
         )
         print(f"bundle: {out}")
         if args.bootstrap:
-            audit = asyncio.run(audit_bundle(out, args.bootstrap, args.topic, scn))
+            audit = aio.run(audit_bundle(out, args.bootstrap, args.topic, scn))
             print((out / "summary.txt").read_text(), end="")
             return 0 if audit["verdict"] == "PASS" else 1
         return 0
@@ -218,7 +219,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from simulator.session import audit_bundle
 
         out = Path(args.bundle)
-        audit = asyncio.run(audit_bundle(out, args.bootstrap, args.topic))
+        audit = aio.run(audit_bundle(out, args.bootstrap, args.topic))
         print((out / "summary.txt").read_text(), end="")
         return 0 if audit["verdict"] == "PASS" else 1
     if args.cmd == "compare":
@@ -229,7 +230,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from simulator.capacity import measure
 
         key = _master_key(args) if args.host else None
-        result = asyncio.run(measure(args.host, args.port, key, args.max_devices))
+        result = aio.run(measure(args.host, args.port, key, args.max_devices))
         print(json.dumps(result) if args.json else json.dumps(result, indent=2))
         return 0
     if args.cmd == "demo":
@@ -244,7 +245,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             raise SystemExit(
                 "the sink needs the fleet master key: --master-key-file, --registry or IBP_MASTER_KEY"
             )
-        asyncio.run(serve(key, args.host, args.port))
+        aio.run(serve(key, args.host, args.port))
         return 0
     raise AssertionError(args.cmd)
 

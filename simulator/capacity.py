@@ -3,6 +3,8 @@ and how fast it flushes a backlog, against a local acking UDP sink (its own proc
 
 A device count *holds* when, over the measured seconds, at least 98 % of the readings due were acked
 and no generation tick ran more than 250 ms late. Counts are tried in increasing steps until one fails.
+The CPU time per reading is measured too (process time), so ``projected_devices_per_core`` says what a
+core given to the simulator alone would hold; on a shared, overloaded machine the measured count is lower.
 """
 
 from __future__ import annotations
@@ -37,10 +39,10 @@ async def steady(host: str, port: int, key: bytes, devices: int, seconds: float 
     driver = asyncio.create_task(fleet.run())
     try:
         await asyncio.sleep(2.0)  # warm-up: every slot has fired once
-        c0, t0 = fleet.counters.acked, time.monotonic()
+        c0, t0, cpu0 = fleet.counters.acked, time.monotonic(), time.process_time()
         lag_from = len(fleet.samples)
         await asyncio.sleep(seconds)
-        c1, t1 = fleet.counters.acked, time.monotonic()
+        c1, t1, cpu1 = fleet.counters.acked, time.monotonic(), time.process_time()
         lags = [s.lag_ms for s in fleet.samples[lag_from:]]
     finally:
         fleet.stop()
@@ -48,9 +50,12 @@ async def steady(host: str, port: int, key: bytes, devices: int, seconds: float 
         fleet.close()
     rate = (c1 - c0) / (t1 - t0)
     worst = max(lags, default=0.0)
+    cpu_us = (cpu1 - cpu0) / max(1, c1 - c0) * 1e6
     return {
         "devices": devices,
         "acked_per_s": round(rate),
+        "cpu_share": round((cpu1 - cpu0) / (t1 - t0), 3),
+        "cpu_us_per_reading": round(cpu_us, 1),
         "max_tick_lag_ms": worst,
         "holds": rate >= 0.98 * devices and worst <= 250,
     }
@@ -125,16 +130,20 @@ async def measure(host: str | None, port: int | None, key: bytes | None, max_dev
             if not r["holds"]:
                 break
             best = n
-        fl = await flush(host, port, key, 5000, 40, 32)
+        fl = await flush(host, port, key, 5000, 64, 32)
     finally:
         if sink is not None:
             sink.terminate()
             sink.wait(10)
+    cheapest = min((t["cpu_us_per_reading"] for t in trials if t["acked_per_s"]), default=0)
     return {
         "component": "simulator",
         "target": target,
         "cpu_count": os.cpu_count(),
+        "load_average": list(os.getloadavg()),
         "max_devices_at_1hz": best,
+        # what one core fully given to the simulator would hold at the measured CPU cost per reading
+        "projected_devices_per_core": round(1e6 / cheapest) if cheapest else None,
         "goal_devices_at_1hz": 20000,
         "steady_trials": trials,
         "peak_flush_datagrams_per_s": fl["datagrams_per_s"],

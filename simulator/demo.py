@@ -7,13 +7,13 @@ the run; the gateway and broker are stopped and their temporary data deleted in 
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import signal
 import tempfile
 from pathlib import Path
 
 from broker.kafka import CACHE, KafkaBroker
+from simulator import aio
 from simulator.runner import new_run_id
 from simulator.scenario import load
 from simulator.session import audit_bundle, run_local
@@ -68,16 +68,14 @@ def main(scenario_path: str, reports: Path, gateway_workers: int = 2) -> int:
         print(f"demo: gateway UDP {gw.udp_port}, metrics http://127.0.0.1:{gw.http_port}/metrics", flush=True)
         run_id = new_run_id(scn.name)
         print(f"demo: run {run_id}: phases {[(p.name, p.kind) for p in scn.phases]}", flush=True)
-        out, results = asyncio.run(
-            run_local(scn, text, "127.0.0.1", gw.udp_port, gw.master_key, run_id, reports)
-        )
+        out, results = aio.run(run_local(scn, text, "127.0.0.1", gw.udp_port, gw.master_key, run_id, reports))
         c = results["counters"]
         print(
             f"demo: run done: generated {c['generated']:,}, acked {c['acked']:,}, retransmits {c['retransmits']:,}"
         )
         errors = {"gateway_produce_errors": int(gw.metric("iot_produce_errors_total"))}
         print("demo: auditing the topic ...", flush=True)
-        audit = asyncio.run(audit_bundle(out, broker.bootstrap, TOPIC, scn, errors))
+        audit = aio.run(audit_bundle(out, broker.bootstrap, TOPIC, scn, errors))
         print((out / "summary.txt").read_text(), end="")
         print(f"demo: HTML report: {(out / 'report.html').resolve()}")
         return 0 if audit["verdict"] == "PASS" else 1
