@@ -130,6 +130,17 @@ def _annotations(phases: PhaseAnnotation | None) -> dict[str, Any]:
         }
     ]
     if phases is not None:
+        # markers posted after a run by dashboards/annotate.py (tag "iot-burst")
+        items.append(
+            {
+                "datasource": {"type": "grafana", "uid": "-- Grafana --"},
+                "enable": True,
+                "hide": False,
+                "iconColor": "purple",
+                "name": "Run markers",
+                "target": {"type": "tags", "tags": ["iot-burst"], "matchAny": True, "limit": 100},
+            }
+        )
         items.append(
             {
                 "datasource": DATASOURCE,
