@@ -48,16 +48,17 @@ def _get(d: dict[str, Any], dotted: str) -> Any:
 
 
 def table(a: dict[str, Any], b: dict[str, Any]) -> Table:
-    t = Table(title="run comparison")
+    t = Table(title=f"A = {a['run_id']}\nB = {b['run_id']}")
     t.add_column("metric")
-    t.add_column(a["run_id"])
-    t.add_column(b["run_id"])
-    t.add_column("B - A")
+    t.add_column("A", justify="right")
+    t.add_column("B", justify="right")
+    t.add_column("B - A", justify="right")
     for label, key in ROWS:
         va, vb = _get(a, key), _get(b, key)
         delta = ""
         if isinstance(va, int | float) and isinstance(vb, int | float) and not isinstance(va, bool):
-            delta = f"{vb - va:+,.3g}"
+            diff = vb - va
+            delta = f"{diff:+,}" if isinstance(diff, int) else f"{diff:+,.3f}"
         t.add_row(label, str(va), str(vb), delta)
     return t
 

@@ -163,3 +163,49 @@ def test_three_agents_one_t0_audited_together(
     assert audit["missing"] == 0 and audit["delivered"] == audit["expected"] > 0
     assert isinstance(audit["duplicates"], int) and "duplicates" in (out / "summary.txt").read_text()
     assert audit["buffered_delivered"] == audit["buffered_expected"] == 300 * 4
+
+
+def test_busy_is_honoured_and_nothing_is_lost(
+    kafka_broker, fresh_topic, gateway_factory, tmp_path: Path
+) -> None:
+    gw = gateway_factory.start(
+        kafka_broker.bootstrap, fresh_topic, limits={"max_inflight_readings": 255, "busy_retry_after_ms": 100}
+    )
+    text = (
+        "devices: {count: 400}\ntransport: {sockets: 8}\nflush: {batch_size: 64, jitter_ms: 0, max_datagrams_per_s: 1000}\n"
+        "phases:\n  - {name: n, kind: normal, duration_s: 2}\n  - {name: o, kind: outage, duration_s: 6}\n"
+        "  - {name: r, kind: recovery, until: drained, max_s: 60, after_drained_s: 1}\n"
+        "slos: {min_peak_rate: 1}\nfinal_drain_s: 30\n"
+    )
+    scn = parse(text)
+    out, res = asyncio.run(
+        run_local(scn, text, "127.0.0.1", gw.udp_port, gw.master_key, new_run_id("busy"), tmp_path)
+    )
+    assert res["counters"]["busy"] > 0, (
+        "a 255-reading in-flight limit must answer BUSY to a 2,400-reading flush"
+    )
+    assert gw.metric("iot_busy_sent_total") > 0
+    assert res["buffered_at_end"] == 0
+    audit = asyncio.run(audit_bundle(out, kafka_broker.bootstrap, fresh_topic, scn))
+    assert audit["missing"] == 0 and audit["buffered_delivered"] == audit["buffered_expected"] == 400 * 6
+
+
+def test_compare_puts_two_runs_side_by_side(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from simulator.compare import main as compare
+
+    for name, peak in (("run-a", 6000), ("run-b", 9000)):
+        (tmp_path / name).mkdir()
+        audit = {
+            "run_id": name,
+            "verdict": "PASS",
+            "delivered": 10,
+            "missing": 0,
+            "duplicates": 0,
+            "peak_rate": peak,
+        }
+        (tmp_path / name / "audit.json").write_text(json.dumps(audit))
+    assert compare("run-a", "run-b", tmp_path) == 0
+    out = capsys.readouterr().out
+    assert "run-a" in out and "run-b" in out and "+3,000" in out
+    with pytest.raises(FileNotFoundError, match=r"no audit\.json"):
+        compare("run-a", "run-missing", tmp_path)
