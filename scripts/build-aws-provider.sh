@@ -9,8 +9,9 @@
 # Known limit (docs/terraform.md): the module path github.com/hashicorp/terraform-provider-aws has no
 # /vN suffix, so the proxy serves only its v1 tags (newest v1.60.0, Feb 2019, Terraform 0.11 plugin
 # protocol 4); the v5/v6 releases the configuration needs are refused ("403 Forbidden: This module
-# version is not available"). This script records what happens, with time and memory, in
-# .cache/tools/logs/, and fails loudly when the result cannot serve OpenTofu.
+# version is not available"). v1.60.0 builds (about 10 min wall / 2.1 GB peak here) but speaks
+# plugin protocol 4, which OpenTofu (5 and 6) cannot load. This script records time and memory in
+# .cache/tools/logs/ and checks the protocol before it installs anything into the mirror.
 set -euo pipefail
 
 VERSION="${AWS_PROVIDER_VERSION:-v1.60.0}"
@@ -26,14 +27,35 @@ USER_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/iot-burst-pilot/terraform-provider-a
 die() { echo "build-aws-provider: $*" >&2; exit 1; }
 mkdir -p "$LOGS"
 
-if [[ -x "$MIRROR_DIR/$BIN_NAME" ]]; then
+# The plugin protocol a provider binary speaks: started with go-plugin's magic cookie it prints
+# "core|protocol|network|address|transport" and serves until killed. OpenTofu speaks 5 and 6.
+plugin_protocol() {
+    TF_PLUGIN_MAGIC_COOKIE=d602bf8f470bc67ca7faa0386276bbdd4330efaf76d1a219cb4d6991ca9872b2 \
+        timeout 5 "$1" 2>/dev/null | head -n1 | cut -d'|' -f2 || true
+}
+
+install_into_mirror() {
+    local bin="$1" proto
+    proto="$(plugin_protocol "$bin")"
+    case "$proto" in
+        5 | 6) ;;
+        *)
+            rm -rf "$(dirname "$MIRROR_DIR")"
+            die "$bin speaks plugin protocol '${proto:-?}'; OpenTofu needs 5 or 6 (provider releases >= 2.0). Not installed into the mirror."
+            ;;
+    esac
+    mkdir -p "$MIRROR_DIR"
+    install -m 0755 "$bin" "$MIRROR_DIR/$BIN_NAME"
     echo "$MIRROR_DIR/$BIN_NAME"
+}
+
+if [[ -x "$MIRROR_DIR/$BIN_NAME" ]]; then
+    install_into_mirror "$MIRROR_DIR/$BIN_NAME"
     exit 0
 fi
 if [[ -x "$USER_CACHE/$BIN_NAME" ]]; then
-    mkdir -p "$MIRROR_DIR"
-    install -m 0755 "$USER_CACHE/$BIN_NAME" "$MIRROR_DIR/$BIN_NAME"
-    echo "$MIRROR_DIR/$BIN_NAME"
+    echo "build-aws-provider: reusing $USER_CACHE/$BIN_NAME" >&2
+    install_into_mirror "$USER_CACHE/$BIN_NAME"
     exit 0
 fi
 
@@ -64,7 +86,7 @@ if [[ $status -ne 0 ]]; then
     die "go build failed (exit $status); full output in $out"
 fi
 
-mkdir -p "$USER_CACHE" "$MIRROR_DIR"
+# Cache the build even when it turns out unusable, so a re-run reports that in seconds.
+mkdir -p "$USER_CACHE"
 install -m 0755 "$work/$BIN_NAME" "$USER_CACHE/$BIN_NAME"
-install -m 0755 "$work/$BIN_NAME" "$MIRROR_DIR/$BIN_NAME"
-echo "$MIRROR_DIR/$BIN_NAME"
+install_into_mirror "$USER_CACHE/$BIN_NAME"

@@ -22,7 +22,7 @@ resource "aws_security_group" "this" {
   #checkov:skip=CKV2_AWS_5:Attached to the instances in modules/fleet through security_group_ids; checkov cannot follow a for_each map across modules.
   for_each = toset(module.rules.groups)
 
-  name        = "${var.name}-${each.key}"
+  name_prefix = "${var.name}-${each.key}-"
   description = "${var.name}: ${local.descriptions[each.key]}"
   vpc_id      = var.vpc_id
 
