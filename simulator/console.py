@@ -61,13 +61,14 @@ async def interactive(fleet: Fleet, duration_s: float, console: Console | None =
     console.print(HELP)
     deadline = loop.time() + duration_s
     try:
-        with Live(status_line(fleet, 0), console=console, refresh_per_second=4, transient=False) as live:
+        # auto_refresh=False: rich would refresh from a thread; this loop refreshes it every 0.25 s instead
+        with Live(status_line(fleet, 0), console=console, auto_refresh=False, transient=False) as live:
             while loop.time() < deadline:
                 try:
                     cmd = await asyncio.wait_for(queue.get(), timeout=0.25)
                 except TimeoutError:
                     cmd = ""
-                live.update(status_line(fleet, meter.update(fleet.counters.acked)))
+                live.update(status_line(fleet, meter.update(fleet.counters.acked)), refresh=True)
                 if cmd is None:  # stdin closed: keep running until the duration ends
                     if reading:
                         loop.remove_reader(sys.stdin.fileno())
