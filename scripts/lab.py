@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""The local multi-host lab: the cloud flow on systemd-nspawn hosts, with the same playbooks.
+
+    python scripts/lab.py up [--brokers 1] [--gateways 1] [--agents 3]   # boot hosts, write the inventory
+    python scripts/lab.py down                                          # remove hosts, links, NAT, state
+    python scripts/lab.py inventory                                     # print the inventory path
+
+`up` boots Debian 12 hosts with the Molecule test-host machinery (molecule/shared/nspawn_hosts.py),
+then renders `.cache/lab/hosts.yml` with the very Terraform module that renders the AWS inventory
+(terraform/lab -> terraform/modules/inventory), so site.yml and burst.yml see exactly the shape
+`terraform apply` produces. Lab-only settings (no Grafana repository here, small heaps, the secrets
+directory) go to `.cache/lab/group_vars/all.yml`, next to the inventory, as Ansible expects.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LAB = ROOT / ".cache" / "lab"
+NSPAWN = ROOT / "molecule" / "shared" / "nspawn_hosts.py"
+TOFU = ROOT / ".cache" / "tools" / "bin" / "tofu"
+TF_LAB = ROOT / "terraform" / "lab"
+
+LAB_VARS = {
+    # Grafana's apt repository is unreachable from these machines: provision its files only.
+    "monitoring_grafana_install": False,
+    # The lab's generated secrets (agent token, fleet master key) stay in the lab's state directory.
+    "iot_secrets_dir": str(LAB / "secrets"),
+    # Small hosts on one machine: modest broker heap, two gateway workers.
+    "automq_heap_mb": 768,
+    "gateway_udp_workers": 2,
+}
+
+
+def log(msg: str) -> None:
+    print(f"[lab] {msg}", file=sys.stderr, flush=True)
+
+
+def host_names(brokers: int, gateways: int, agents: int) -> dict[str, list[str]]:
+    return {
+        "brokers": [f"broker-{i}" for i in range(brokers)],
+        "gateways": [f"gateway-{i}" for i in range(gateways)],
+        "agents": [f"agent-{i}" for i in range(agents)],
+        "monitoring": ["monitoring-0"],
+    }
+
+
+def boot(names: dict[str, list[str]]) -> dict:
+    cmd = [sys.executable, str(NSPAWN), "create", "--key", str(LAB / "hosts")]
+    for group in names.values():
+        for name in group:
+            cmd += ["--host", name]
+    log(f"booting {sum(len(g) for g in names.values())} nspawn hosts")
+    out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
+    return json.loads(out)
+
+
+def render_inventory(names: dict[str, list[str]], created: dict) -> Path:
+    if not TOFU.exists():
+        raise SystemExit(f"error: OpenTofu is not built at {TOFU}: run `make tofu` first")
+    addresses = {i["instance"]: i["address"] for i in created["instances"]}
+    key_file = created["instances"][0]["identity_file"]
+    tfvars = {
+        group: [{"name": n, "private_ip": addresses[n]} for n in hosts] for group, hosts in names.items()
+    }
+    tfvars["ssh_private_key_file"] = key_file
+    (LAB / "lab.tfvars.json").write_text(json.dumps(tfvars, indent=1))
+    env = dict(os.environ, TF_DATA_DIR=str(LAB / "tf"), TF_IN_AUTOMATION="1", TF_CLI_CONFIG_FILE="/dev/null")
+    tofu = [str(TOFU), f"-chdir={TF_LAB}"]
+    state = f"-state={LAB / 'terraform.tfstate'}"
+    subprocess.run([*tofu, "init", "-input=false"], check=True, env=env, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [*tofu, "apply", "-input=false", "-auto-approve", state, f"-var-file={LAB / 'lab.tfvars.json'}"],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    yaml_text = subprocess.run(
+        [*tofu, "output", state, "-raw", "yaml"], check=True, env=env, stdout=subprocess.PIPE, text=True
+    ).stdout
+    inventory = LAB / "hosts.yml"
+    inventory.write_text(yaml_text)
+    group_vars = LAB / "group_vars"
+    group_vars.mkdir(exist_ok=True)
+    (group_vars / "all.yml").write_text(
+        "# Lab-only settings (scripts/lab.py); the inventory next to this file is Terraform's shape.\n"
+        + json.dumps(LAB_VARS, indent=2)
+        + "\n"
+    )
+    (LAB / "secrets").mkdir(mode=0o700, exist_ok=True)
+    return inventory
+
+
+def up(args: argparse.Namespace) -> int:
+    if os.geteuid() != 0:
+        raise SystemExit("error: the lab boots systemd-nspawn hosts and needs root")
+    LAB.mkdir(parents=True, exist_ok=True)
+    names = host_names(args.brokers, args.gateways, args.agents)
+    created = boot(names)
+    inventory = render_inventory(names, created)
+    log(f"hosts up in {created['boot_seconds']} s on {created['network']}; inventory: {inventory}")
+    print(inventory)
+    return 0
+
+
+def down(_: argparse.Namespace) -> int:
+    if (LAB / "hosts").exists() or LAB.exists():
+        subprocess.run(
+            [sys.executable, str(NSPAWN), "destroy", "--key", str(LAB / "hosts")],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    shutil.rmtree(LAB, ignore_errors=True)
+    log("lab removed (hosts, links, addresses, NAT rules, inventory and lab secrets)")
+    return 0
+
+
+def inventory(_: argparse.Namespace) -> int:
+    path = LAB / "hosts.yml"
+    if not path.exists():
+        print("no lab: run `make lab` (or scripts/lab.py up)", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p_up = sub.add_parser("up", help="boot the lab hosts and write the inventory")
+    p_up.add_argument("--brokers", type=int, default=1, choices=(1, 3))
+    p_up.add_argument("--gateways", type=int, default=1)
+    p_up.add_argument("--agents", type=int, default=3)
+    sub.add_parser("down", help="remove everything the lab created")
+    sub.add_parser("inventory", help="print the lab inventory's path")
+    args = parser.parse_args(argv)
+    return {"up": up, "down": down, "inventory": inventory}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
