@@ -74,7 +74,7 @@ async def consume(
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
         remaining = {tp for tp in tps if ends[tp] > 0}
-        needle = f'"run":"{run_id}"'.encode()
+        needle = run_id.encode()  # cheap pre-filter; the parsed payload decides
         last_seq: dict[str, int] = {}
         loop = asyncio.get_running_loop()
         deadline = loop.time() + stall_s
