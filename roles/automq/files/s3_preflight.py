@@ -76,7 +76,9 @@ def probe_bucket(client, bucket: str, prefix: str) -> dict:
     step("put", lambda: client.put_object(Bucket=bucket, Key=key, Body=body))
     got = step("get", lambda: client.get_object(Bucket=bucket, Key=key)["Body"].read())
     if got != body:
-        raise ProbeError(bucket, "get", f"read back {len(got)} bytes that differ from the {len(body)} written")
+        raise ProbeError(
+            bucket, "get", f"read back {len(got)} bytes that differ from the {len(body)} written"
+        )
     listed = step("list", lambda: client.list_objects_v2(Bucket=bucket, Prefix=key))
     keys = [item["Key"] for item in listed.get("Contents", [])]
     if key not in keys:
