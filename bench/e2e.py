@@ -28,7 +28,7 @@ async def run_fleet(host: str, port: int, master_key: bytes, devices: int, readi
     run = uuid.uuid4().hex[:8]
     keys = fleet_keys(master_key, devices, run)
     fleet = Fleet(
-        host, port, keys, readings_per_device=readings, batch=batch, run_id=run, sockets=64, ack_timeout_s=2.0
+        host, port, keys, readings_per_device=readings, batch=batch, run_id=run, sockets=64, ack_timeout_s=5.0
     )
     result = await fleet.run(timeout_s=300)
     lat_ms = [x * 1000.0 for x in result.ack_latencies_s]

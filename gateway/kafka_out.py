@@ -6,6 +6,11 @@ partition, so on a broker that acks slowly (AutoMQ's S3 WAL: hundreds of ms) a s
 ``create_batch()`` (no per-record ``send()`` coroutine) and spreads sealed batches round-robin over
 ``producers_per_worker`` producers, so several batches per partition are in flight at once.
 
+Dispatch is slot-aware: each (producer, partition) has at most one batch in flight. A batch whose
+linger expired leaves as soon as a producer is free for its partition; while none is, it keeps filling
+(up to ``batch_size``). So a fast broker sees small batches every ``linger_ms`` and a slow one sees full
+batches, without a queue of tiny batches each waiting a whole round trip.
+
 A :class:`Job` is one datagram's new readings; its callback fires once every batch holding one of its
 records has been acked by Kafka (``ok=True``) or any of them failed (``ok=False``).
 """
@@ -15,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -44,6 +50,7 @@ class _OpenBatch:
     jobs: list[Job] = field(default_factory=list)
     records: int = 0
     timer: asyncio.TimerHandle | None = None
+    lingered: bool = False
 
 
 def _acks(value: str) -> int | str:
@@ -99,8 +106,11 @@ class KafkaOut:
         self._producers: list[AIOKafkaProducer] = []
         self._partitions: list[int] = []
         self._partition_cache: dict[bytes, int] = {}
-        self._open: dict[int, _OpenBatch] = {}
+        self._open: dict[int, _OpenBatch] = {}  # the batch filling, per partition
+        self._full: dict[int, deque[_OpenBatch]] = {}  # full batches waiting for a free producer
+        self._busy: dict[int, set[int]] = {}  # partition -> producers with a batch of it in flight
         self._rr: dict[int, int] = {}
+        self._flushing = False
         self._tasks: set[asyncio.Task] = set()
         self._linger = cfg.linger_ms / 1000.0
         self._on_batch = on_batch  # (records, seconds, ok) for metrics
@@ -147,7 +157,7 @@ class KafkaOut:
             batch = self._new_batch(partition)
         for value, ts in records:
             if batch.builder.append(timestamp=ts, key=key, value=value) is None:
-                self._seal(partition)
+                self._batch_full(partition)
                 batch = self._new_batch(partition)
                 if batch.builder.append(timestamp=ts, key=key, value=value) is None:  # pragma: no cover
                     raise ValueError("a single record is larger than kafka.batch_size")
@@ -164,31 +174,66 @@ class KafkaOut:
         return batch
 
     def _linger_expired(self, partition: int, batch: _OpenBatch) -> None:
+        batch.timer = None
+        batch.lingered = True
         if self._open.get(partition) is batch:
-            batch.timer = None
-            self._seal(partition)
+            self._dispatch(partition)
 
-    def _seal(self, partition: int) -> None:
+    def _batch_full(self, partition: int) -> None:
         batch = self._open.pop(partition)
         if batch.timer is not None:
             batch.timer.cancel()
-        if not batch.records:
-            return
-        index = self._rr.get(partition, 0)
-        self._rr[partition] = index + 1
-        producer = self._producers[index % len(self._producers)]
-        task = self._loop.create_task(self._send(producer, partition, batch))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+            batch.timer = None
+        self._full.setdefault(partition, deque()).append(batch)
+        self._dispatch(partition)
 
-    async def _send(self, producer: AIOKafkaProducer, partition: int, batch: _OpenBatch) -> None:
+    def _free_producer(self, partition: int) -> int | None:
+        busy = self._busy.setdefault(partition, set())
+        n = len(self._producers)
+        if len(busy) >= n:
+            return None
+        start = self._rr.get(partition, 0)
+        for k in range(n):
+            index = (start + k) % n
+            if index not in busy:
+                self._rr[partition] = index + 1
+                return index
+        return None  # pragma: no cover
+
+    def _dispatch(self, partition: int) -> None:
+        """Hand waiting full batches, then the lingered open one, to producers free for ``partition``."""
+        while True:
+            full = self._full.get(partition)
+            if full:
+                index = self._free_producer(partition)
+                if index is None:
+                    return
+                batch = full.popleft()
+            else:
+                batch = self._open.get(partition)
+                if batch is None or not (batch.lingered or self._flushing) or not batch.records:
+                    return
+                index = self._free_producer(partition)
+                if index is None:
+                    return
+                del self._open[partition]
+                if batch.timer is not None:
+                    batch.timer.cancel()
+                    batch.timer = None
+            self._busy[partition].add(index)
+            task = self._loop.create_task(self._send(index, partition, batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, index: int, partition: int, batch: _OpenBatch) -> None:
         started = time.monotonic()
         ok = True
         try:
-            future = await producer.send_batch(batch.builder, self.topic, partition=partition)
+            future = await self._producers[index].send_batch(batch.builder, self.topic, partition=partition)
             await future
         except Exception:  # any produce error: nothing of this batch is acked; devices retransmit
             ok = False
+        self._busy[partition].discard(index)
         if self._on_batch is not None:
             self._on_batch(batch.records, time.monotonic() - started, ok)
         for job in batch.jobs:
@@ -197,17 +242,23 @@ class KafkaOut:
             job.pending -= 1
             if job.pending == 0 and job.sealed:
                 job.on_done(job, not job.failed)
+        self._dispatch(partition)
 
     def flush_open(self) -> None:
-        """Seal every open batch now (shutdown)."""
-        for partition in list(self._open):
-            self._seal(partition)
+        """From now on send every batch as soon as a producer is free, lingered or not (shutdown)."""
+        self._flushing = True
+        for partition in list(self._open) + list(self._full):
+            self._dispatch(partition)
 
     async def drain(self) -> None:
-        """Seal open batches and wait until every batch in flight is acked or failed."""
+        """Send every open batch and wait until each one in flight is acked or failed."""
         self.flush_open()
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        while self._tasks or any(self._full.values()) or any(b.records for b in self._open.values()):
+            if self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            else:  # pragma: no cover - nothing in flight yet batches waiting: dispatch them
+                self.flush_open()
+                await asyncio.sleep(0)
 
     @property
     def batches_in_flight(self) -> int:

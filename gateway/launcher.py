@@ -161,6 +161,7 @@ def start_gateway(
     child_env["PYTHONPATH"] = str(ROOT) + os.pathsep + child_env.get("PYTHONPATH", "")
     child_env.update(env or {})
     log = open(workdir / "gateway.log", "ab")
+    log_start = log.tell()
     process = subprocess.Popen(
         [python, "-m", "gateway", "--config", str(config_path)],
         stdout=log,
@@ -172,7 +173,7 @@ def start_gateway(
     log.close()
     gw = RunningGateway(process, workdir, master_key, registry, config_path, devices=dict(device_keys or {}))
     try:
-        _wait_listening(gw, timeout)
+        _wait_listening(gw, timeout, log_start)
         wait_ready(gw, timeout)
     except BaseException:
         gw.kill()
@@ -180,10 +181,13 @@ def start_gateway(
     return gw
 
 
-def _wait_listening(gw: RunningGateway, timeout: float) -> None:
+def _wait_listening(gw: RunningGateway, timeout: float, log_start: int) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for line in gw.log_tail(200).splitlines():
+        with open(gw.log_path, "rb") as f:
+            f.seek(log_start)
+            text = f.read(1 << 20).decode(errors="replace")
+        for line in text.splitlines():
             if "event=listening" in line:
                 fields = dict(p.split("=", 1) for p in line.split() if "=" in p)
                 gw.udp_port, gw.http_port = int(fields["udp_port"]), int(fields["http_port"])
