@@ -65,6 +65,7 @@ SUBNET_PREFIX = "10.213"
 FIRST_HOST_OCTET = 10
 BOOT_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 20.0
+PROPAGATE_DIR = Path("/run/systemd/nspawn/propagate")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 
 
@@ -305,6 +306,7 @@ def build_rootfs(cache: Cache) -> tuple[Path, float]:
             if old.is_dir() and old.name != digest and str(old) not in mounts:
                 log(f"removing outdated rootfs {old.name}")
                 shutil.rmtree(old, ignore_errors=True)
+                old.with_suffix(".build-seconds").unlink(missing_ok=True)
         return final, elapsed
 
 
@@ -416,7 +418,14 @@ def prepare_host(cache: Cache, sc: Scenario, host: Host, rootfs: Path, pubkey: s
         run(["ssh-keygen", "-A", "-f", str(root)])
 
 
+def remove_propagate_dir(host: Host) -> None:
+    """systemd-nspawn keeps /run/systemd/nspawn/propagate/<machine>; on a /run that is not tmpfs it
+    neither removes it at exit nor accepts it at the next start of a machine of the same name."""
+    shutil.rmtree(PROPAGATE_DIR / host.machine, ignore_errors=True)
+
+
 def start_host(sc: Scenario, host: Host) -> int:
+    remove_propagate_dir(host)
     base = Path(host.directory)
     logfile = open(base / "console.log", "ab")
     cmd = [
@@ -557,6 +566,7 @@ def stop_host(host: Host) -> None:
             time.sleep(0.25)
     if is_mounted(root):
         run(["umount", "-l", str(root)], check=False)
+    remove_propagate_dir(host)
     veth = f"vb-{host.machine}"[:15]
     if link_exists(veth):
         run(["ip", "link", "del", veth], check=False)

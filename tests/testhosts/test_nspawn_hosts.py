@@ -73,4 +73,5 @@ def test_boot_then_destroy_after_nspawn_was_killed_leaves_nothing(tmp_path):
     rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
     assert sc.nat_comment not in rules
     assert nh.load(cache, sc.ident) is None
+    assert not (nh.PROPAGATE_DIR / host.machine).exists()
     assert json.dumps(nh.listing(cache)).count(sc.ident) == 0
