@@ -157,7 +157,7 @@ def _one(
 
 
 def _marker(markers: list[dict], event: str, pick=min) -> float | None:
-    ts = [m["ts"] for m in markers if m["event"] == event]
+    ts = [m.get("at", m["ts"]) for m in markers if m["event"] == event]  # "at": the exact phase edge
     return pick(ts) if ts else None
 
 

@@ -202,6 +202,7 @@ class Fleet:
         self._gen_start = self._mono0
         self._gen_k = 0
         self._clock_started = False
+        self._transitions: list[tuple[float, bool]] = []  # (monotonic time, online) applied by the tick loop
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -273,9 +274,11 @@ class Fleet:
         """Generate the readings of every slot due before ``upto``; returns how late the oldest one was (s)."""
         worst = 0.0
         if not self.generating:
+            self._apply_transitions(upto)
             return 0.0
         while True:
             due = self._gen_start + self._gen_k * self.slot_len
+            self._apply_transitions(min(due, upto))
             if due >= upto:
                 break
             worst = max(worst, now - due)
@@ -462,17 +465,26 @@ class Fleet:
 
     # ------------------------------------------------------------------ control
 
-    def set_online(self, online: bool, at: float | None = None) -> None:
-        """Network down (devices keep generating into their buffers) or back up (flush with jitter).
+    def schedule_online(self, online: bool, at: float) -> None:
+        """Switch the network at monotonic time ``at`` exactly (a phase edge), applied by the tick loop.
 
-        ``at`` (monotonic) is the exact phase edge: readings due before it are generated in the old state
-        first, so a 60 s outage of 1,000 devices at 1 reading/s buffers exactly 60,000 readings.
+        Every reading due before ``at`` is generated in the old state and every later one in the new,
+        however late the loop runs, so a 60 s outage of 1,000 devices at 1 reading/s buffers exactly
+        60,000 readings.
         """
+        self._transitions.append((at, online))
+        self._transitions.sort()
+
+    def _apply_transitions(self, upto: float) -> None:
+        while self._transitions and self._transitions[0][0] <= upto:
+            _, online = self._transitions.pop(0)
+            self.set_online(online)
+
+    def set_online(self, online: bool) -> None:
+        """Network down (devices keep generating into their buffers) or back up (flush with jitter)."""
         if online == self.online:
             return
         now = time.monotonic()
-        if at is not None and self._clock_started:
-            self._generate_due(at, now)
         self.online = online
         if not online:
             for dev in self.devices:

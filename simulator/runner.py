@@ -37,28 +37,31 @@ async def run_phases(
     """Drive the fleet through the scenario; returns the results dict (JSON-ready)."""
     abort = abort or asyncio.Event()
     markers: list[dict] = []
-    edge = time.monotonic()  # the planned start of the current phase (phase edges do not drift)
+    edge = time.monotonic()  # the planned start of the current phase (timed edges do not drift)
     fleet.start_clock(edge)
+    phases = scenario.phases
+    fleet.schedule_online(phases[0].kind != "outage", edge)
     driver = asyncio.create_task(fleet.run())
     started = time.time()
     status = "completed"
+    was_online = True
     try:
         _marker(markers, "run_start")
-        for phase in scenario.phases:
+        for i, phase in enumerate(phases):
             if abort.is_set():
                 status = "aborted"
                 break
             if on_phase:
                 on_phase(phase.name)
-            if phase.kind == "outage":
-                fleet.set_online(False, at=edge)
-                _marker(markers, "outage_start", phase=phase.name)
-            elif phase.kind in ("normal", "recovery"):
-                was_offline = not fleet.online
-                fleet.set_online(True, at=edge)
-                if was_offline:
-                    _marker(markers, "flush_start", phase=phase.name)
-            _marker(markers, "phase_start", phase=phase.name, kind=phase.kind)
+            online = phase.kind != "outage"
+            at = round(fleet.wall(edge), 3)
+            if was_online and not online:
+                _marker(markers, "outage_start", phase=phase.name, at=at)
+            elif online and not was_online:
+                _marker(markers, "flush_start", phase=phase.name, at=at)
+            was_online = online
+            _marker(markers, "phase_start", phase=phase.name, kind=phase.kind, at=at)
+            next_online = phases[i + 1].kind != "outage" if i + 1 < len(phases) else True
             if phase.until == "drained":
                 deadline = time.monotonic() + phase.max_s
                 while time.monotonic() < deadline and not abort.is_set():
@@ -69,14 +72,14 @@ async def run_phases(
                 else:
                     if not abort.is_set():
                         _marker(markers, "drain_timeout", phase=phase.name, backlog=fleet.outage_backlog())
-                await _wait(abort, phase.after_drained_s)
-                edge = time.monotonic()
+                edge = time.monotonic() + phase.after_drained_s
             else:
                 edge += phase.duration_s
-                await _wait(abort, edge - time.monotonic())
-        if not fleet.online:
-            fleet.set_online(True, at=edge)
-            _marker(markers, "flush_start", phase="final")
+            # the next edge is known now: the tick loop switches the network exactly there
+            fleet.schedule_online(next_online, edge)
+            await _wait(abort, edge - time.monotonic())
+        if not was_online:
+            _marker(markers, "flush_start", phase="final", at=round(fleet.wall(edge), 3))
         fleet._generate_due(edge, time.monotonic())  # readings due before the planned end still count
         fleet.generating = False
         _marker(markers, "generation_stop")
