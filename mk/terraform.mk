@@ -10,7 +10,7 @@ TF_PLAN := $(ROOT)/.cache/terraform/tfplan
 TF_ARGS ?=
 # Offline CLI config written by scripts/build-opentofu.sh: providers only from .cache/tools/providers.
 TF_OFFLINE_CONFIG := $(ROOT)/.cache/tools/tofu-offline.tfrc
-TF_PROVIDER_FREE_MODULES := inventory security_rules policies
+TF_PROVIDER_FREE_MODULES := inventory security_rules policies fleet_layout
 
 TEST_TARGETS += terraform-test
 

@@ -103,7 +103,7 @@ def reference_problems(modules: dict, terraform_dir: Path) -> list[str]:
 
 def test_every_module_directory_was_parsed(modules: dict) -> None:
     expected = {".", *(f"modules/{m}" for m in ("network", "security", "security_rules", "storage"))}
-    expected |= {f"modules/{m}" for m in ("policies", "iam", "fleet", "inventory")}
+    expected |= {f"modules/{m}" for m in ("policies", "iam", "fleet", "fleet_layout", "inventory")}
     assert expected <= set(modules), sorted(modules)
     assert len(modules["."]["modules"]) == 6
     assert "aws_instance.this" in modules["modules/fleet"]["resources"]

@@ -1,23 +1,15 @@
-locals {
-  counts = {
-    brokers    = var.broker_count
-    gateways   = var.gateway_count
-    agents     = var.agent_count
-    monitoring = 1
-  }
-  # Inventory host name prefix per group.
-  prefixes = {
-    brokers    = "broker"
-    gateways   = "gateway"
-    agents     = "agent"
-    monitoring = "monitoring"
-  }
+# Which instances exist, their names, subnets, types and profiles: the provider-free module
+# fleet_layout (tested with `tofu test`). This module only turns each entry into an instance.
+module "layout" {
+  source = "../fleet_layout"
 
-  hosts = merge([
-    for g, n in local.counts : {
-      for i in range(n) : "${local.prefixes[g]}-${i}" => { group = g, index = i }
-    }
-  ]...)
+  broker_count            = var.broker_count
+  gateway_count           = var.gateway_count
+  agent_count             = var.agent_count
+  subnet_ids              = var.subnet_ids
+  instance_types          = var.instance_types
+  root_volume_gb          = var.root_volume_gb
+  broker_instance_profile = var.broker_instance_profile
 }
 
 resource "aws_key_pair" "this" {
@@ -30,15 +22,15 @@ resource "aws_key_pair" "this" {
 resource "aws_instance" "this" {
   #checkov:skip=CKV_AWS_88:Public addresses are needed (devices send UDP to gateways; operators SSH in); ingress is limited by security groups and assign_public_ip=false turns it off.
   #checkov:skip=CKV2_AWS_41:Least privilege: only brokers get an IAM role (S3 access); the other hosts need no AWS API access.
-  for_each = local.hosts
+  for_each = module.layout.hosts
 
   ami                         = var.ami_id
-  instance_type               = var.instance_types[each.value.group]
-  subnet_id                   = var.subnet_ids[each.value.index % length(var.subnet_ids)]
+  instance_type               = each.value.instance_type
+  subnet_id                   = each.value.subnet_id
   vpc_security_group_ids      = [var.security_group_ids[each.value.group]]
   key_name                    = aws_key_pair.this.key_name
   associate_public_ip_address = var.assign_public_ip
-  iam_instance_profile        = each.value.group == "brokers" ? var.broker_instance_profile : null
+  iam_instance_profile        = each.value.instance_profile
   ebs_optimized               = true
   monitoring                  = var.detailed_monitoring
 
@@ -50,7 +42,7 @@ resource "aws_instance" "this" {
 
   root_block_device {
     volume_type           = "gp3"
-    volume_size           = var.root_volume_gb[each.value.group]
+    volume_size           = each.value.root_volume_gb
     encrypted             = true
     delete_on_termination = true
   }

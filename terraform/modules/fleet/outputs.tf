@@ -1,12 +1,12 @@
 output "hosts" {
   description = "Hosts per group (brokers, gateways, agents, monitoring), each a list of {name, id, public_ip, private_ip} in index order."
   value = {
-    for g, n in local.counts : g => [
-      for i in range(n) : {
-        name       = "${local.prefixes[g]}-${i}"
-        id         = aws_instance.this["${local.prefixes[g]}-${i}"].id
-        public_ip  = aws_instance.this["${local.prefixes[g]}-${i}"].public_ip == null ? "" : aws_instance.this["${local.prefixes[g]}-${i}"].public_ip
-        private_ip = aws_instance.this["${local.prefixes[g]}-${i}"].private_ip
+    for g, names in module.layout.names : g => [
+      for n in names : {
+        name       = n
+        id         = aws_instance.this[n].id
+        public_ip  = aws_instance.this[n].public_ip == null ? "" : aws_instance.this[n].public_ip
+        private_ip = aws_instance.this[n].private_ip
       }
     ]
   }
