@@ -57,7 +57,7 @@ def mutated(draw):
     return bytes(base)
 
 
-@settings(max_examples=3000, deadline=None, database=None)
+@settings(max_examples=1500, deadline=None, database=None)
 @given(
     st.one_of(
         valid, mutated(), st.binary(max_size=80), st.binary(max_size=60).map(lambda b: b"IB\x01\x01" + b)
