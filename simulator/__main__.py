@@ -67,7 +67,16 @@ def pilot(argv: list[str]) -> int:
         p.error("--devices must be >= 1")
     scn = pilot_scenario(args.devices, args.duration)
     scn.transport.protocol = args.protocol
-    key = _master_key(args)
+    from simulator.keys import MasterKeyError
+
+    try:
+        key = _master_key(args)
+    except MasterKeyError as exc:
+        p.error(str(exc))
+    if key is None and args.protocol == "ibp1":
+        p.error(
+            "IBP/1 needs the fleet master key: --registry (the gateway's devices.yml), --master-key-file or IBP_MASTER_KEY"
+        )
     fleet = Fleet(scn, args.host, args.port, new_run_id("interactive"), key)
 
     async def go() -> None:
@@ -155,11 +164,16 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("files", nargs="+")
 
     args = p.parse_args(argv)
+    from simulator.controller import ControllerError
+
     try:
         return _dispatch(args)
-    except (ScenarioError, MasterKeyError) as exc:
+    except (ScenarioError, MasterKeyError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (ControllerError, OSError, TimeoutError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 def _dispatch(args: argparse.Namespace) -> int:
