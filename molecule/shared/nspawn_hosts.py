@@ -326,11 +326,23 @@ def link_exists(name: str) -> bool:
 
 
 def allocate_index(cache: Cache) -> int:
+    """Next free subnet index after the one handed out last (round robin over 1..254).
+
+    Reusing an address soon after another scenario released it breaks SSH: a ControlPersist master
+    connection of the earlier run (keyed by address, port and user) is picked up by the new run.
+    """
     used = {sc.index for sc in all_scenarios(cache)}
     addrs = run(["ip", "-4", "-o", "addr", "show"]).stdout
-    for n in range(1, 255):
+    counter = cache.root / "last-index"
+    try:
+        last = int(counter.read_text())
+    except (OSError, ValueError):
+        last = 0
+    for step in range(1, 255):
+        n = (last + step - 1) % 254 + 1
         if n in used or link_exists(f"ibpbr{n}") or f" {SUBNET_PREFIX}.{n}." in addrs:
             continue
+        counter.write_text(f"{n}\n")
         return n
     raise HostError(f"no free {SUBNET_PREFIX}.N.0/24 subnet: run `nspawn_hosts.py destroy --all`")
 

@@ -75,3 +75,15 @@ def test_boot_then_destroy_after_nspawn_was_killed_leaves_nothing(tmp_path):
     assert nh.load(cache, sc.ident) is None
     assert not (nh.PROPAGATE_DIR / host.machine).exists()
     assert json.dumps(nh.listing(cache)).count(sc.ident) == 0
+
+
+def test_subnets_are_handed_out_round_robin(tmp_path):
+    """A released subnet is not reused at once (stale SSH master connections would pick it up)."""
+    cache = nh.Cache(tmp_path)
+    tmp_path.mkdir(exist_ok=True)
+    (tmp_path / "last-index").write_text("200\n")
+    first = nh.allocate_index(cache)
+    second = nh.allocate_index(cache)
+    assert 200 < first < second
+    (tmp_path / "last-index").write_text("254\n")
+    assert nh.allocate_index(cache) < 200
