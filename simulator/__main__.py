@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("files", nargs="+")
 
     args = p.parse_args(argv)
-    from simulator.controller import ControllerError
+    from simulator.errors import ControllerError
 
     try:
         return _dispatch(args)

@@ -14,12 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from simulator import bundle, httpapi
+from simulator.errors import ControllerError
 from simulator.scenario import Scenario
 from simulator.session import effective_config
-
-
-class ControllerError(RuntimeError):
-    """An agent refused or failed; the message names the agent."""
 
 
 async def _all(agents: list[str], fn: Callable[[int, str], Any]) -> list[Any]:
