@@ -107,10 +107,19 @@ def _reject_constant(name: str) -> None:
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
+_SCAN = _DECODER.scan_once  # the C scanner: one call, no wrapper layers
+_JSON_SPACE = " \t\n\r"
+
+
 def payload_is_object(payload: bytes) -> bool:
     """True when ``payload`` is a UTF-8 JSON object (strict: no NaN/Infinity, no UTF-16 guessing)."""
     try:
-        value = _DECODER.decode(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
+        text = payload.decode("utf-8")
+        if text[:1] != "{":
+            text = text.lstrip(_JSON_SPACE)
+            if text[:1] != "{":
+                return False
+        value, end = _SCAN(text, 0)
+    except (UnicodeDecodeError, ValueError, StopIteration, RecursionError):
         return False
-    return type(value) is dict
+    return type(value) is dict and (end == len(text) or not text[end:].strip(_JSON_SPACE))

@@ -87,6 +87,15 @@ class RunningGateway:
                     total += sample.value
         return total
 
+    def wait_metric(self, name: str, at_least: float, timeout: float = 10.0, **labels: str) -> float:
+        """Poll ``metric`` until it reaches ``at_least`` (workers publish every 0.2 s); returns the last value."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = self.metric(name, **labels)
+            if value >= at_least or time.monotonic() > deadline:
+                return value
+            time.sleep(0.1)
+
     @property
     def running(self) -> bool:
         return self.process.poll() is None

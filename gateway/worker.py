@@ -124,10 +124,14 @@ async def run(cfg: config_mod.GatewayConfig, index: int, fd: int, status_fd: int
     )
     status.set(True)
     window = cfg.limits.active_device_window_s
+    tick = 0
     while not stop.is_set():
-        m.active_devices.set(handler.active_devices(window))
+        if tick % 10 == 0:
+            m.active_devices.set(handler.active_devices(window))
+        m.flush()
+        tick += 1
         try:
-            await asyncio.wait_for(stop.wait(), 2.0)
+            await asyncio.wait_for(stop.wait(), metrics_mod.FLUSH_INTERVAL_S)
         except TimeoutError:
             pass
     handler.accepting = False
@@ -140,6 +144,7 @@ async def run(cfg: config_mod.GatewayConfig, index: int, fd: int, status_fd: int
     transport.close()
     await kafka.stop()
     status.set(False)
+    m.flush()
     log_event("stopped", acked_during_drain=inflight - handler.inflight, unacked=handler.inflight)
     return 0
 

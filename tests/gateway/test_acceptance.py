@@ -72,8 +72,8 @@ def test_lossy_burst_lands_exactly_once(kafka_broker, fresh_topic, gateway_facto
     for r in records:
         partitions.setdefault(r["_key"], set()).add(r["_partition"])
     assert all(len(p) == 1 for p in partitions.values())
-    assert gw.metric("iot_messages_produced_total") == 100_000
-    assert gw.metric("iot_duplicate_readings_total") > 0  # retransmissions after lost ACKs were seen
+    assert gw.wait_metric("iot_messages_produced_total", 100_000) == 100_000
+    assert gw.wait_metric("iot_duplicate_readings_total", 1) > 0  # retransmissions after lost ACKs were seen
 
 
 def test_broker_outage_loses_no_acked_reading(tmp_path, gateway_factory):
@@ -103,7 +103,6 @@ def test_broker_outage_loses_no_acked_reading(tmp_path, gateway_factory):
         report = audit(records, {d: range(1, acked + 1) for d, acked in result.final_acks.items()})
         assert not report.missing, f"acked readings lost: {report.missing[:5]}"
         assert not report.unexpected
-        assert gw.metric("iot_produce_errors_total") >= 0
     finally:
         broker.stop(delete=True)
 
@@ -135,4 +134,4 @@ def test_sigterm_mid_stream_loses_no_acked_reading(kafka_broker, fresh_topic, ga
     assert not report.missing and not report.unexpected
     # at-least-once across a restart: only readings whose ACK was lost in the switch may repeat
     assert report.duplicates < 300 * 10
-    assert gw2.metric("iot_messages_produced_total") > 0
+    assert gw2.wait_metric("iot_messages_produced_total", 1) > 0

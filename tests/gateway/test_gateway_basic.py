@@ -33,15 +33,6 @@ def records(kafka_broker, topic: str) -> list[dict]:
     return asyncio.run(read_topic(kafka_broker.bootstrap, topic))
 
 
-def wait_metric(gw, name: str, value: float, timeout: float = 10.0, **labels: str) -> float:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = gw.metric(name, **labels)
-        if got >= value or time.monotonic() > deadline:
-            return got
-        time.sleep(0.1)
-
-
 def test_ack_only_after_kafka_and_duplicates_reacked(kafka_broker, fresh_topic, gateway_factory, udp_client):
     gw = gateway_factory.start(kafka_broker.bootstrap, fresh_topic)
     key = gw.key_for("sim-a")
@@ -57,14 +48,14 @@ def test_ack_only_after_kafka_and_duplicates_reacked(kafka_broker, fresh_topic, 
     # partial overlap: only 110..114 are new
     assert ask(udp_client, gw, data(gw, "sim-a", 105, 10), key) == protocol.Ack("sim-a", 114)
     assert sorted(r["seq"] for r in records(kafka_broker, fresh_topic)) == list(range(100, 115))
-    assert gw.metric("iot_duplicate_readings_total") == 15
-    assert gw.metric("iot_datagrams_total", result="duplicate") == 1
-    assert gw.metric("iot_datagrams_total", result="ok") == 2
-    assert gw.metric("iot_messages_produced_total") == 15
-    assert gw.metric("iot_acks_sent_total") == 3
+    assert gw.wait_metric("iot_duplicate_readings_total", 15) == 15
+    assert gw.wait_metric("iot_datagrams_total", 1, result="duplicate") == 1
+    assert gw.wait_metric("iot_datagrams_total", 2, result="ok") == 2
+    assert gw.wait_metric("iot_messages_produced_total", 15) == 15
+    assert gw.wait_metric("iot_acks_sent_total", 3) == 3
     # a gap (the device dropped readings on overflow) is accepted and counted
     assert ask(udp_client, gw, data(gw, "sim-a", 200, 1), key) == protocol.Ack("sim-a", 200)
-    assert gw.metric("iot_sequence_gaps_total") == 1
+    assert gw.wait_metric("iot_sequence_gaps_total", 1) == 1
 
 
 def test_auth_failures_leak_nothing_and_are_rate_limited(
@@ -83,8 +74,8 @@ def test_auth_failures_leak_nothing_and_are_rate_limited(
     udp_client.settimeout(10)
     raw = (udp_client.sendto(unknown, ("127.0.0.1", gw.udp_port)), udp_client.recv(4096))[1]
     assert raw == protocol.AUTH_FAIL_DATAGRAM  # the same 4 bytes for unknown device and bad tag
-    assert gw.metric("iot_datagrams_total", result="auth_failed") == 4
-    assert gw.metric("iot_auth_fail_suppressed_total") == 2
+    assert gw.wait_metric("iot_datagrams_total", 4, result="auth_failed") == 4
+    assert gw.wait_metric("iot_auth_fail_suppressed_total", 2) == 2
     assert records(kafka_broker, fresh_topic) == []
 
 
@@ -97,14 +88,14 @@ def test_legacy_formats_land_in_kafka(kafka_broker, fresh_topic, gateway_factory
         protocol.encode_legacy_json("esp32-json", 8, 1_700_000_000.25, {"hum": 40}),
         ("127.0.0.1", gw.udp_port),
     )
-    assert wait_metric(gw, "iot_messages_produced_total", 2) == 2
+    assert gw.wait_metric("iot_messages_produced_total", 2) == 2
     got = sorted(records(kafka_broker, fresh_topic), key=lambda r: r["seq"])
     assert [(r["device_id"], r["seq"], r["proto"], r["payload"]) for r in got] == [
         ("esp32-old", 7, "legacy-bin", {"temp": 21.5}),
         ("esp32-json", 8, "legacy-json", {"hum": 40}),
     ]
     assert got[1]["device_ts_ms"] == 1_700_000_000_250
-    assert gw.metric("iot_datagrams_total", result="legacy") == 2
+    assert gw.wait_metric("iot_datagrams_total", 2, result="legacy") == 2
 
 
 def test_legacy_can_be_turned_off(kafka_broker, fresh_topic, gateway_factory, udp_client):
@@ -113,7 +104,7 @@ def test_legacy_can_be_turned_off(kafka_broker, fresh_topic, gateway_factory, ud
     )
     udp_client.sendto(protocol.encode_legacy_binary("esp32-old", 7, {"t": 1}), ("127.0.0.1", gw.udp_port))
     udp_client.sendto(protocol.encode_legacy_json("esp32-json", 8, 1.0, {"t": 1}), ("127.0.0.1", gw.udp_port))
-    assert wait_metric(gw, "iot_invalid_datagrams_total", 2, reason="legacy_disabled") == 2
+    assert gw.wait_metric("iot_invalid_datagrams_total", 2, reason="legacy_disabled") == 2
     assert records(kafka_broker, fresh_topic) == []
 
 
@@ -147,10 +138,10 @@ def test_bad_input_is_counted_by_reason_and_never_produced(
         udp_client.sendto(datagram, ("127.0.0.1", gw.udp_port))
     udp_client.sendto(b'{"device_id": "x", "sequence": "nope"}', ("127.0.0.1", gw.udp_port))
     udp_client.sendto(b"\xaa\x55short", ("127.0.0.1", gw.udp_port))
-    wait_metric(gw, "iot_datagrams_total", len(cases) + 2, result="invalid")
+    gw.wait_metric("iot_datagrams_total", len(cases) + 2, result="invalid")
     for reason in cases:
         assert gw.metric("iot_invalid_datagrams_total", reason=reason) >= 1, reason
-    assert gw.metric("iot_datagrams_total", result="invalid") == len(cases) + 2
+    assert gw.wait_metric("iot_datagrams_total", len(cases) + 2, result="invalid") == len(cases) + 2
     udp_client.settimeout(0.5)
     with pytest.raises(TimeoutError):
         udp_client.recv(4096)  # no answer to garbage, not even to a regression
@@ -179,8 +170,8 @@ def test_busy_when_in_flight_limit_is_reached(kafka_broker, fresh_topic, gateway
         assert ask(udp_client, gw, data(gw, "sim-e", 1, 100), key_e) == protocol.Ack("sim-e", 100)
     finally:
         other.close()
-    assert gw.metric("iot_busy_sent_total") == 1
-    assert gw.metric("iot_datagrams_total", result="busy") == 1
+    assert gw.wait_metric("iot_busy_sent_total", 1) == 1
+    assert gw.wait_metric("iot_datagrams_total", 1, result="busy") == 1
     assert len(records(kafka_broker, fresh_topic)) == 300
 
 
@@ -223,16 +214,16 @@ def test_http_endpoints_and_metrics_aggregated_over_workers(kafka_broker, fresh_
     text = gw.metrics_text()
     for name in CONTRACT_METRICS:
         assert f"\n{name}" in text, name
-    assert gw.metric("iot_messages_produced_total") == 48
-    assert gw.metric("iot_acks_sent_total") == 16
-    assert gw.metric("iot_gateway_ready") == 1
+    assert gw.wait_metric("iot_messages_produced_total", 48) == 48
+    assert gw.wait_metric("iot_acks_sent_total", 16) == 16
+    assert gw.wait_metric("iot_gateway_ready", 1) == 1
     pids = {line.split()[-1] for line in gw.log_tail(50).splitlines() if "event=worker_started" in line}
     assert len(pids) == 2
     # both workers served devices (SO_REUSEPORT spread 16 source ports over 2 sockets)
     logs = json.dumps(gw.log_tail(50))
     assert "worker-0" in logs and "worker-1" in logs
-    wait_metric(gw, "iot_active_devices", 16, timeout=5)
-    assert gw.metric("iot_active_devices") == 16
+    gw.wait_metric("iot_active_devices", 16, timeout=5)
+    assert gw.wait_metric("iot_active_devices", 16) == 16
 
 
 def test_sigterm_flushes_and_acks_what_kafka_committed(
