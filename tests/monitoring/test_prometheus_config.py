@@ -29,7 +29,7 @@ def test_targets_follow_groups_and_host_variables() -> None:
         "gw1": {"ansible_host": "10.1.0.5", "gateway_http_port": 18080},
         "broker1": {"ansible_host": "10.1.0.9", "automq_flavor": "automq", "automq_telemetry_port": 8890},
         "broker2": {"monitoring_scrape_address": "b2.internal"},
-        "agent1": {"simulator_agent_port": 9999},
+        "agent1": {"simulator_api_port": 9999},
         "agent2": {"simulator_api_port": 7123},
     }
     groups = {

@@ -46,7 +46,7 @@ locals {
         gateway_kafka_bootstrap_servers = local.kafka_bootstrap
         gateway_udp_port                = var.gateway_udp_port
         gateway_http_port               = var.gateway_http_port
-        simulator_agent_port            = var.agent_api_port
+        simulator_api_port              = var.agent_api_port
       })
       children = {
         brokers = {
