@@ -145,6 +145,9 @@ async def phase(name: str, bootstrap: str, topic: str, args: argparse.Namespace,
     out["gateway_readings_per_s"] = gw
     out["bare_producer_readings_per_s"] = ceiling
     out["ratio"] = round(gw / ceiling, 3) if ceiling else None
+    send = out["bare_send"]["readings_per_s"]
+    out["bare_send_readings_per_s"] = send
+    out["ratio_vs_send"] = round(gw / send, 3) if send else None
     return out
 
 
@@ -187,14 +190,14 @@ async def main_async(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--devices", type=int, default=2000)
-    parser.add_argument("--readings", type=int, default=100, help="readings per device")
+    parser.add_argument("--devices", type=int, default=4000)
+    parser.add_argument("--readings", type=int, default=50, help="readings per device")
     parser.add_argument("--batch", type=int, default=25, help="readings per datagram")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--producers", type=int, default=4, help="producers per worker")
+    parser.add_argument("--producers", type=int, default=2, help="producers per worker")
     parser.add_argument("--partitions", type=int, default=12)
     parser.add_argument("--batch-size", type=int, default=262144)
-    parser.add_argument("--linger-ms", type=int, default=10)
+    parser.add_argument("--linger-ms", type=int, default=50)
     parser.add_argument("--delay-ms", type=float, default=250.0, help="injected broker latency; 0 skips it")
     parser.add_argument("--no-simulator", dest="simulator", action="store_false")
     parser.add_argument("--simulator-timeout", type=float, default=600.0)
