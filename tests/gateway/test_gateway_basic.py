@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import socket
 import struct
@@ -238,3 +239,23 @@ def test_sigterm_flushes_and_acks_what_kafka_committed(
     assert gw.process.wait(30) == 0
     assert sorted(r["seq"] for r in records(kafka_broker, fresh_topic)) == list(range(1, 51))
     assert "event=stopped acked_during_drain=50 unacked=0" in gw.log_tail()
+
+
+def test_kernel_receive_buffer_drops_are_counted(kafka_broker, fresh_topic, gateway_factory):
+    gw = gateway_factory.start(kafka_broker.bootstrap, fresh_topic, udp={"rcvbuf_bytes": 4096})
+    worker_pid = int(
+        next(line for line in gw.log_tail().splitlines() if "event=worker_started" in line).split("pid=")[1]
+    )
+    os.kill(worker_pid, signal.SIGSTOP)  # the worker stops reading: the socket's small buffer overflows
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for i in range(500):
+                s.sendto(b"\x00junk-%d" % i, ("127.0.0.1", gw.udp_port))
+        assert (
+            gw.metric("iot_udp_receive_buffer_errors_total") > 0
+        )  # read by the supervisor from /proc/net/udp
+    finally:
+        os.kill(worker_pid, signal.SIGCONT)
+    drops = gw.metric("iot_udp_receive_buffer_errors_total")
+    received = gw.wait_metric("iot_invalid_datagrams_total", 500 - drops, reason="bad_magic")
+    assert received + drops == 500  # every datagram is either handled or counted as a kernel drop
