@@ -191,7 +191,7 @@ async def main_async(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=4000)
-    parser.add_argument("--readings", type=int, default=50, help="readings per device")
+    parser.add_argument("--readings", type=int, default=100, help="readings per device")
     parser.add_argument("--batch", type=int, default=25, help="readings per datagram")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--producers", type=int, default=2, help="producers per worker")

@@ -180,7 +180,8 @@ class Fleet:
                 )
             )
             try:
-                await asyncio.wait_for(device.event.wait(), timeout)
+                async with asyncio.timeout(timeout):  # no extra task per wait, unlike wait_for on 3.11
+                    await device.event.wait()
             except TimeoutError:
                 pass
             if device.acked > before:
