@@ -17,11 +17,18 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 2
 fi
 
+LOCK_DIR="${IBP_TESTHOSTS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/iot-burst-pilot/testhosts}/runs"
+mkdir -p "$LOCK_DIR"
+
 run_scenario() {  # $1 = project dir (cwd for molecule), $2 = scenario name, $3 = label
   local start end rc=0
   start=$(date +%s)
   echo "== molecule test: $3 (scenario $2)"
-  (cd "$1" && molecule test -s "$2") || rc=$?
+  # Two runs of one scenario share Molecule's ephemeral directory and would destroy each other's hosts.
+  (
+    flock -n 9 || { echo "nspawn-molecule: $3/$2 is already running (lock $LOCK_DIR/$3-$2.lock)" >&2; exit 3; }
+    cd "$1" && molecule test -s "$2"
+  ) 9>"$LOCK_DIR/$3-$2.lock" || rc=$?
   end=$(date +%s)
   printf '%s\t%s\t%s\t%ss\t%s\n' "$(date -u +%FT%TZ)" "$3" "$2" "$((end - start))" \
     "$([ $rc -eq 0 ] && echo pass || echo FAIL)" >>"$TIMINGS"
