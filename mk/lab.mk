@@ -12,7 +12,8 @@ lab: lab-hosts lab-site lab-burst ## Local lab: boot nspawn hosts, run site.yml,
 lab-hosts: $(SETUP_STAMP) broker-jars dist tofu ## Boot the lab hosts (LAB_BROKERS/LAB_GATEWAYS/LAB_AGENTS) and render their inventory
 	$(PY) scripts/lab.py up --brokers $(LAB_BROKERS) --gateways $(LAB_GATEWAYS) --agents $(LAB_AGENTS)
 
-lab-site: $(SETUP_STAMP) ## Run ansible/site.yml on the lab hosts
+lab-site: $(SETUP_STAMP) ## Run ansible/site.yml on the lab hosts (with this tree's wheel and a dependency wheelhouse)
+	$(LAB_ANSIBLE) $(ROOT)/molecule/site/artifacts.yml -e artifacts_dir=$(ROOT)/.cache/lab/artifacts
 	$(LAB_ANSIBLE) $(ROOT)/ansible/site.yml
 
 lab-burst: $(SETUP_STAMP) ## Run ansible/burst.yml on the lab with SCENARIO (default scenarios/thundering-herd.yml)

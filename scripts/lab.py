@@ -15,11 +15,13 @@ directory) go to `.cache/lab/group_vars/all.yml`, next to the inventory, as Ansi
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +38,20 @@ LAB_VARS = {
     # Small hosts on one machine: modest broker heap, two gateway workers.
     "automq_heap_mb": 768,
     "gateway_udp_workers": 2,
+    # Generated once per lab into its secrets directory (never a default password).
+    "monitoring_grafana_admin_password": (
+        "{{ lookup('ansible.builtin.password', '"
+        + str(LAB / "secrets" / "grafana_admin")
+        + "', length=24) }}"
+    ),
+    # The project wheel and a wheelhouse of its dependencies, built on this machine by `make lab-site`
+    # (molecule/site/artifacts.yml): hosts install with --no-index, the roles' air-gapped path.
+    "gateway_dist_dir": str(LAB / "artifacts" / "dist"),
+    "gateway_wheelhouse": str(LAB / "artifacts" / "wheelhouse"),
+    "simulator_dist_dir": str(LAB / "artifacts" / "dist"),
+    "simulator_wheelhouse": str(LAB / "artifacts" / "wheelhouse"),
+    # Lab hosts are new at every `make lab`: trust each host key on first use, in the lab's own file.
+    "ansible_ssh_common_args": f"-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={LAB / 'known_hosts'}",
 }
 
 
@@ -89,13 +105,23 @@ def render_inventory(names: dict[str, list[str]], created: dict) -> Path:
     inventory.write_text(yaml_text)
     group_vars = LAB / "group_vars"
     group_vars.mkdir(exist_ok=True)
+    lab_vars = dict(LAB_VARS, automq_cluster_id=_cluster_id(group_vars / "all.yml"))
     (group_vars / "all.yml").write_text(
         "# Lab-only settings (scripts/lab.py); the inventory next to this file is Terraform's shape.\n"
-        + json.dumps(LAB_VARS, indent=2)
+        + json.dumps(lab_vars, indent=2)
         + "\n"
     )
     (LAB / "secrets").mkdir(mode=0o700, exist_ok=True)
     return inventory
+
+
+def _cluster_id(existing: Path) -> str:
+    """The lab's KRaft cluster id: kept across `up` runs of one lab, new for a new lab."""
+    if existing.exists():
+        found = json.loads(existing.read_text().split("\n", 1)[1]).get("automq_cluster_id")
+        if found:
+            return found
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
 def up(args: argparse.Namespace) -> int:
