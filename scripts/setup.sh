@@ -21,6 +21,7 @@ declare -A SYSTEM_PACKAGES=(
   [g++]=/usr/bin/g++
   [googletest]=/usr/src/googletest/CMakeLists.txt
   [libgtest-dev]=/usr/include/gtest/gtest.h
+  [nlohmann-json3-dev]=/usr/include/nlohmann/json.hpp
   [shellcheck]=/usr/bin/shellcheck
   [rsync]=/usr/bin/rsync
   [openssh-client]=/usr/bin/ssh-keygen

@@ -82,3 +82,10 @@ def test_legacy_formats(v: dict) -> None:
         v["proto"],
     )
     assert json.loads(r.payload) == json.loads(v["payload"])
+
+
+def test_every_vector_key_is_32_bytes() -> None:
+    for v in VECTORS:
+        for field in ("key_hex", "master_key_hex"):
+            if field in v:
+                assert len(bytes.fromhex(v[field])) == 32, f"{v['name']}: {field} must be 32 bytes"

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from gateway import protocol as p
 
 KEY = bytes(range(32))
-KEY2 = bytes.fromhex("c0ffee" * 10 + "c0")
+KEY2 = bytes.fromhex("c0ffee" * 10 + "c0ff")  # 32 bytes, like every device key
 MASTER = bytes.fromhex("5eed" * 16)
 
 
