@@ -17,7 +17,7 @@ TEST_TARGETS := lint test-python
 
 help: ## Print every target with one line each
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sort -u | \
-	  awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}'
+	  awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-20s\033[0m %s\n", $$1, $$2}'
 
 setup: ## Install system packages (as root on Debian) and the pinned project virtualenv; idempotent
 	@./scripts/setup.sh
