@@ -259,3 +259,23 @@ def test_kernel_receive_buffer_drops_are_counted(kafka_broker, fresh_topic, gate
     drops = gw.metric("iot_udp_receive_buffer_errors_total")
     received = gw.wait_metric("iot_invalid_datagrams_total", 500 - drops, reason="bad_magic")
     assert received + drops == 500  # every datagram is either handled or counted as a kernel drop
+
+
+def test_a_crashed_worker_is_restarted_on_the_same_socket(
+    kafka_broker, fresh_topic, gateway_factory, udp_client
+):
+    gw = gateway_factory.start(kafka_broker.bootstrap, fresh_topic)
+    worker_pid = int(
+        next(line for line in gw.log_tail().splitlines() if "event=worker_started" in line).split("pid=")[1]
+    )
+    os.kill(worker_pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while True:  # the supervisor logs the death, then a new worker gets ready on the same socket
+        _, died, after = gw.log_tail().partition("event=worker_died")
+        if died and "event=worker_ready" in after:
+            break
+        assert time.monotonic() < deadline, gw.log_tail()
+        time.sleep(0.1)
+    key = gw.key_for("sim-restart")
+    assert ask(udp_client, gw, data(gw, "sim-restart", 1, 3), key) == protocol.Ack("sim-restart", 3)
+    assert gw.http_get("/readyz")[0] == 200
