@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import boto3
+from boto3.exceptions import Boto3Error
 from botocore.exceptions import BotoCoreError, ClientError
 
 
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         upload(args.bundle, args.bucket, args.prefix, args.endpoint)
-    except (BotoCoreError, ClientError) as exc:
+    except (Boto3Error, BotoCoreError, ClientError) as exc:
         print(f"error: uploading {args.bundle} to bucket {args.bucket!r} failed: {exc}", file=sys.stderr)
         return 1
     return 0

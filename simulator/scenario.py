@@ -75,6 +75,8 @@ class Slos:
     min_peak_rate: float = 5000.0
     recovery_within_s: float = 30.0
     max_errors: int = 0
+    # Distributed runs (ansible/burst.yml): refuse to start when an agent's clock is further off.
+    max_clock_skew_ms: float = 50.0
 
 
 @dataclass
@@ -119,6 +121,7 @@ _RANGES: dict[str, tuple[float | None, float | None]] = {
     "slos.min_peak_rate": (0, None),
     "slos.recovery_within_s": (0, None),
     "slos.max_errors": (0, None),
+    "slos.max_clock_skew_ms": (0, None),
     "final_drain_s": (0, 3600),
 }
 
