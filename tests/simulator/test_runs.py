@@ -184,7 +184,7 @@ def test_busy_is_honoured_and_nothing_is_lost(
     assert res["counters"]["busy"] > 0, (
         "a 255-reading in-flight limit must answer BUSY to a 2,400-reading flush"
     )
-    assert gw.metric("iot_busy_sent_total") > 0
+    assert gw.wait_metric("iot_busy_sent_total", 1) > 0
     assert res["buffered_at_end"] == 0
     audit = asyncio.run(audit_bundle(out, kafka_broker.bootstrap, fresh_topic, scn))
     assert audit["missing"] == 0 and audit["buffered_delivered"] == audit["buffered_expected"] == 400 * 6
