@@ -287,8 +287,14 @@ def parse_legacy(datagram: bytes) -> LegacyReading:
         obj.get("timestamp", 0),
         obj.get("data", {}),
     )
-    if not isinstance(device_id, str) or not device_id or len(device_id.encode()) > MAX_ID_LEN:
+    if not isinstance(device_id, str) or not device_id:
         raise ProtocolError("bad_device_id", "legacy JSON needs a string device_id")
+    try:  # JSON escapes can carry lone surrogates, which are not UTF-8
+        raw_id = device_id.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ProtocolError("bad_device_id", "not UTF-8") from None
+    if len(raw_id) > MAX_ID_LEN or any(b < 0x20 or b == 0x7F for b in raw_id):
+        raise ProtocolError("bad_device_id", f"1..{MAX_ID_LEN} UTF-8 bytes without control characters")
     if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= MAX_SEQ:
         raise ProtocolError("invalid", "legacy JSON needs an integer sequence")
     if isinstance(ts, bool) or not isinstance(ts, int | float) or ts < 0:

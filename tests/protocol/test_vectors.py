@@ -89,3 +89,18 @@ def test_every_vector_key_is_32_bytes() -> None:
         for field in ("key_hex", "master_key_hex"):
             if field in v:
                 assert len(bytes.fromhex(v[field])) == 32, f"{v['name']}: {field} must be 32 bytes"
+
+
+@pytest.mark.parametrize(
+    "datagram",
+    [
+        b'{"device_id": "a\\ud9cf", "sequence": 1, "timestamp": 1, "data": {}}',  # lone surrogate (found by fuzzing)
+        b'{"device_id": "dev\\u0000x", "sequence": 1, "timestamp": 1, "data": {}}',  # control character
+        b'{"device_id": "' + b"x" * 65 + b'", "sequence": 1, "timestamp": 1, "data": {}}',  # too long
+    ],
+    ids=["surrogate", "control", "too-long"],
+)
+def test_legacy_json_bad_device_ids_are_protocol_errors(datagram: bytes) -> None:
+    with pytest.raises(p.ProtocolError) as err:
+        p.parse_legacy(datagram)
+    assert err.value.reason == "bad_device_id"
