@@ -23,6 +23,7 @@ declare -A SYSTEM_PACKAGES=(
   [libgtest-dev]=/usr/include/gtest/gtest.h
   [nlohmann-json3-dev]=/usr/include/nlohmann/json.hpp
   [shellcheck]=/usr/bin/shellcheck
+  [faketime]=/usr/bin/faketime
   [rsync]=/usr/bin/rsync
   [openssh-client]=/usr/bin/ssh-keygen
 )

@@ -17,7 +17,7 @@ import signal
 import time
 from typing import Any
 
-from simulator import httpapi
+from simulator import agent_metrics, httpapi
 from simulator.clock import chrony_offset_ms
 from simulator.fleet import Fleet
 from simulator.runner import run_phases
@@ -37,9 +37,18 @@ class Agent:
         self.results: dict[str, Any] | None = None
         self.t0: float | None = None
         self.phase: str | None = None
+        self.start_skew_ms: float | None = None
+        self.clock_offset_ms: float | None = None  # from chrony, when it runs on this host
+        self.controller_offset_ms: float | None = None  # measured by the controller before arming
 
     def status(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"state": self.state, "error": self.error, "t0": self.t0, "phase": self.phase}
+        out: dict[str, Any] = {
+            "state": self.state,
+            "error": self.error,
+            "t0": self.t0,
+            "phase": self.phase,
+            "now": time.time(),  # the controller measures this host's clock offset against its own
+        }
         if self.fleet is not None:
             c = self.fleet.counters
             out.update(
@@ -111,6 +120,8 @@ class Agent:
         if not isinstance(body, dict) or not isinstance(body.get("t0"), int | float):
             return 400, {"error": 'body must be {"t0": <unix seconds>}'}
         self.t0 = float(body["t0"])
+        offset = body.get("controller_offset_ms")
+        self.controller_offset_ms = float(offset) if isinstance(offset, int | float) else None
         self.state = "armed"
         self.task = asyncio.create_task(self._run(self.t0))
         return 200, self.status()
@@ -118,6 +129,7 @@ class Agent:
     async def _run(self, t0: float) -> None:
         assert self.fleet is not None and self.scenario is not None
         offset, source = chrony_offset_ms()
+        self.clock_offset_ms, self.start_skew_ms = offset, None
         try:
             delay = t0 - time.time()
             if delay > 0:
@@ -132,13 +144,20 @@ class Agent:
             while time.time() < t0:  # noqa: ASYNC110 - spinning on the clock, not on a condition
                 await asyncio.sleep(0.0005)
             skew_ms = round((time.time() - t0) * 1000, 3)
+            self.start_skew_ms = skew_ms
             self.state = "running"
 
             def on_phase(name: str) -> None:
                 self.phase = name
 
             results = await run_phases(self.fleet, self.scenario, self.abort, on_phase)
-            results.update(t0=t0, start_skew_ms=skew_ms, clock_offset_ms=offset, clock_source=source)
+            results.update(
+                t0=t0,
+                start_skew_ms=skew_ms,
+                clock_offset_ms=offset,
+                clock_source=source,
+                controller_offset_ms=self.controller_offset_ms,
+            )
             self.results = results
             self.state = "aborted" if results["status"] == "aborted" else "done"
         except Exception as exc:  # the API must report it, not die
@@ -149,7 +168,9 @@ class Agent:
 
 async def serve(token: str, master_key: bytes | None, host: str, port: int) -> None:
     agent = Agent(master_key)
-    server = await httpapi.serve(token, agent.handle, host, port)
+    server = await httpapi.serve(
+        token, agent.handle, host, port, open_get={"/metrics": lambda: agent_metrics.exposition(agent)}
+    )
     real_port = server.sockets[0].getsockname()[1]
     print(f"event=listening http_port={real_port}", flush=True)
     stop = asyncio.Event()

@@ -29,6 +29,25 @@ async def _all(agents: list[str], fn: Callable[[int, str], Any]) -> list[Any]:
     return await asyncio.gather(*(one(i, a) for i, a in enumerate(agents)))
 
 
+async def measure_clock(agent: str, token: str, samples: int = 5) -> dict[str, float]:
+    """The agent's clock minus the controller's, NTP style: the agent's "now" against the midpoint of
+    the request's round trip, from the sample with the shortest round trip (least uncertainty)."""
+    best: dict[str, float] | None = None
+    for _ in range(samples):
+        sent = time.time()
+        status = await httpapi.request(agent, "GET", "/status", token, wait_s=10)
+        received = time.time()
+        rtt_ms = (received - sent) * 1000
+        sample = {
+            "offset_ms": round((float(status["now"]) - (sent + received) / 2) * 1000, 3),
+            "uncertainty_ms": round(rtt_ms / 2, 3),
+        }
+        if best is None or sample["uncertainty_ms"] < best["uncertainty_ms"]:
+            best = sample
+    assert best is not None
+    return best
+
+
 async def run(
     agents: list[str],
     token: str,
@@ -57,8 +76,24 @@ async def run(
             },
         ),
     )
+    clocks = await _all(agents, lambda i, a: measure_clock(a, token))
+    limit = scn.slos.max_clock_skew_ms
+    for a, c in zip(agents, clocks, strict=True):
+        progress(
+            f"  {a}: clock {c['offset_ms']:+.1f} ms from the controller's (+/- {c['uncertainty_ms']:.1f} ms)"
+        )
+        if abs(c["offset_ms"]) - c["uncertainty_ms"] > limit:
+            raise ControllerError(
+                f"agent {a}: its clock is {c['offset_ms']:+.1f} ms (+/- {c['uncertainty_ms']:.1f} ms) from the "
+                f"controller's; the scenario allows {limit:g} ms (slos.max_clock_skew_ms). Fix time sync on that host."
+            )
     t0 = round(time.time() + lead_s, 3)
-    await _all(agents, lambda i, a: httpapi.request(a, "POST", "/arm", token, {"t0": t0}))
+    await _all(
+        agents,
+        lambda i, a: httpapi.request(
+            a, "POST", "/arm", token, {"t0": t0, "controller_offset_ms": clocks[i]["offset_ms"]}
+        ),
+    )
     progress(
         f"run {run_id}: {n} agents armed for T0={t0:.3f} ({time.strftime('%H:%M:%S', time.gmtime(t0))} UTC)"
     )

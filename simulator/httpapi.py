@@ -1,7 +1,8 @@
 """A minimal JSON-over-HTTP/1.1 server and client on asyncio streams (one request per connection).
 
 Enough for the agent's control API; no extra dependency. Every request must carry
-``Authorization: Bearer <token>``; anything else gets 401 before the handler runs.
+``Authorization: Bearer <token>``; anything else gets 401 before the handler runs. The only exception is
+a GET of a path in ``open_get`` (the agent's read-only Prometheus ``/metrics``), served without a token.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 Handler = Callable[[str, str, Any], Awaitable[tuple[int, Any]]]
+OpenGet = Callable[[], tuple[str, bytes]]  # -> (content type, body)
 MAX_BODY = 64 * 1024 * 1024
 _REASONS = {
     200: "OK",
@@ -41,8 +43,11 @@ async def _respond(writer: asyncio.StreamWriter, status: int, body: Any) -> None
     await writer.drain()
 
 
-def serve(token: str, handler: Handler, host: str, port: int) -> Awaitable[asyncio.Server]:
+def serve(
+    token: str, handler: Handler, host: str, port: int, open_get: dict[str, OpenGet] | None = None
+) -> Awaitable[asyncio.Server]:
     expected = f"Bearer {token}".encode()
+    open_get = open_get or {}
 
     async def on_conn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -59,6 +64,15 @@ def serve(token: str, handler: Handler, host: str, port: int) -> Awaitable[async
                 await _respond(writer, 400, {"error": "request body too large"})
                 return
             body = await reader.readexactly(length) if length else b""
+            if method == "GET" and path.split("?", 1)[0] in open_get:
+                ctype, data = open_get[path.split("?", 1)[0]]()
+                head = (
+                    f"HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nContent-Length: {len(data)}\r\n"
+                    "Connection: close\r\n\r\n"
+                )
+                writer.write(head.encode() + data)
+                await writer.drain()
+                return
             if not hmac.compare_digest(headers.get("authorization", "").encode(), expected):
                 await _respond(
                     writer, 401, {"error": "missing or wrong token (Authorization: Bearer <token>)"}

@@ -37,7 +37,6 @@ ACCEPTED_LINT = {
     "iot_produce_latency_ms metric names should not contain abbreviated units",
 }
 # Served by the simulator agent (docs/monitoring.md "Agent metrics").
-AGENT_METRICS = ("iot_agent_", "iot_run_phase_info")
 
 
 @pytest.fixture(scope="module")
@@ -116,8 +115,9 @@ def test_every_dashboard_panel_and_rule_returns_series_during_a_burst(
     gw = gateway_factory.start(jmx_broker.bootstrap, topic, udp={"workers": 2})
     (agent,) = agent_factory.start(1, gw.master_key)
     access = metrics_access(agent.address, agent_factory.token)
-
-    groups = {"gateways": ["gw1"], "brokers": ["broker1"], "monitoring": ["mon1"], "agents": []}
+    assert access == "open", "the simulator agent must serve GET /metrics (without its token)"
+    host, port = agent.address.rsplit(":", 1)
+    groups = {"gateways": ["gw1"], "brokers": ["broker1"], "monitoring": ["mon1"], "agents": ["agent1"]}
     hostvars = {
         "gw1": {"monitoring_scrape_address": "127.0.0.1", "gateway_http_port": gw.http_port},
         "broker1": {
@@ -125,16 +125,8 @@ def test_every_dashboard_panel_and_rule_returns_series_during_a_burst(
             "automq_jmx_exporter_port": jmx_broker.jmx_exporter_port,
         },
         "mon1": {"monitoring_scrape_address": "127.0.0.1", "node_exporter_port": node_exporter.port},
+        "agent1": {"monitoring_scrape_address": host, "simulator_api_port": int(port)},
     }
-    extra: dict[str, str] = {}
-    if access is not None:
-        host, port = agent.address.rsplit(":", 1)
-        groups["agents"] = ["agent1"]
-        hostvars["agent1"] = {"monitoring_scrape_address": host, "simulator_api_port": int(port)}
-        if access == "token":
-            token_file = tmp_path / "agent-token"
-            token_file.write_text(agent_factory.token)
-            extra["monitoring_agent_bearer_token_file"] = str(token_file)
     prom_port = free_port()
     config = render_prometheus_config(
         groups,
@@ -144,11 +136,10 @@ def test_every_dashboard_panel_and_rule_returns_series_during_a_burst(
         monitoring_evaluation_interval="1s",
         monitoring_rules_dir=str(queries.RULES_DIR),
         monitoring_prometheus_port=prom_port,
-        **extra,
     )
     prom = Prometheus(tmp_path / "prometheus", config, port=prom_port).start()
     try:
-        jobs = {"prometheus", "gateway", "broker", "node"} | ({"agent"} if access else set())
+        jobs = {"prometheus", "gateway", "broker", "node", "agent"}
         prom.wait_targets_up(jobs, timeout=40)
         start = time.time()
         # the simulator's own burst (normal, outage, flush until drained) through the real agent
@@ -168,10 +159,6 @@ def test_every_dashboard_panel_and_rule_returns_series_during_a_burst(
         end = time.time()
 
         failures, ran = _evaluate_all(prom, start - 2, end)
-        unproven: list[str] = []
-        if access is None:
-            unproven = [f for f in failures if any(m in f for m in AGENT_METRICS)]
-            failures = [f for f in failures if f not in unproven]
         assert not failures, f"{len(failures)} of {ran} shipped queries failed:\n" + "\n".join(failures)
 
         unhealthy = [
@@ -198,11 +185,6 @@ def test_every_dashboard_panel_and_rule_returns_series_during_a_burst(
         assert states == ["pending"], f"IotGatewayDown after the gateway stopped: {states}\n{prom.log_tail()}"
     finally:
         prom.stop()
-    if unproven:
-        pytest.xfail(
-            "the simulator agent serves no Prometheus metrics yet; these queries are unproven:\n"
-            + "\n".join(unproven)
-        )
 
 
 def test_gateway_metrics_pass_promtool_check_metrics(jmx_broker: KafkaBroker, gateway_factory) -> None:
