@@ -1,0 +1,57 @@
+"""burst.yml end to end on the site scenario's hosts: the smoke scenario from both agent hosts, armed
+by the controller for one T0, audited against the broker; the results bundle shows nothing missing.
+This is the small lab burst CI runs (`make lab` runs the full thundering herd on six hosts)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import testinfra
+import yaml
+
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_smoke_burst_from_both_agents_is_audited_with_nothing_missing(tmp_path: Path) -> None:
+    gw = testinfra.get_host("ansible://gateway-1", ansible_inventory=INVENTORY)
+    config = yaml.safe_load(gw.file("/etc/iot-gateway/gateway.yml").content_string)
+    playbook = Path(sys.executable).with_name("ansible-playbook")
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible" / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0")
+    result = subprocess.run(
+        [
+            str(playbook),
+            "-i",
+            INVENTORY,
+            str(ROOT / "ansible" / "burst.yml"),
+            "-e",
+            "scenario=scenarios/smoke.yml",
+            "-e",
+            f"kafka_bootstrap_servers={config['kafka']['bootstrap_servers']}",
+            "-e",
+            f"burst_reports_dir={tmp_path}",
+            "-e",
+            "burst_run_id=site-smoke",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    bundle = tmp_path / "site-smoke"
+    audit = json.loads((bundle / "audit.json").read_text())
+    assert audit["verdict"] == "PASS", audit["reasons"]
+    assert audit["missing"] == 0 and audit["delivered"] > 0
+    assert audit["agents"] == 2 and audit["buffered_delivered"] == audit["buffered_expected"] > 0
+    assert sorted(p.name for p in (bundle / "agents").iterdir()) == ["agent-0.json", "agent-1.json"]
+    for name in ("burst.json", "inventory.json", "kernel-tuning.json", "summary.txt", "report.html"):
+        assert (bundle / name).is_file(), name
+    tuning = json.loads((bundle / "kernel-tuning.json").read_text())
+    assert set(tuning) == {"broker-1", "gateway-1", "agent-1", "agent-2"}
+    assert "PASS  all_delivered" in result.stdout
+    assert not (bundle / ".token").exists(), "the controller's token file must not stay in the bundle"
