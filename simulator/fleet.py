@@ -501,7 +501,13 @@ class Fleet:
                 self._cancel(dev)
 
     def outage_backlog(self) -> int:
-        """Readings generated during the outage that are still unacked (0 = drained)."""
+        """Readings generated during the outage that are still unacked (0 = drained).
+
+        While the fleet is still offline the outage is not over, whatever is buffered so far: under load
+        the tick loop can apply the flush edge late, and until then no device knows its outage's end.
+        """
+        if not self.online:
+            return max(1, sum(len(dev.buf) for dev in self.devices))
         total = 0
         for dev in self.devices:
             if dev.outage_end > 0 and dev.base_seq < dev.outage_end:

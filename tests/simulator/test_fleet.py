@@ -161,3 +161,20 @@ def test_phase_edges_are_exact_even_when_the_loop_stalls() -> None:
     outage = sum(row[4] - row[3] for row in res["expected"])
     assert outage == 500 * 3, f"{outage} readings generated during a 3 s outage of 500 devices"
     assert res["buffered_at_end"] == 0
+
+
+def test_outage_is_not_drained_until_the_fleet_is_back_online() -> None:
+    """Under load the tick loop may apply the flush edge late; until then the outage is not over, even
+    if no reading of it has been generated yet (a run once marked 'drained' at the flush edge itself)."""
+    fleet = Fleet(_scn("devices: {count: 3}"), "127.0.0.1", 9, "t", b"k" * 32)
+    fleet.set_online(False)
+    assert fleet.outage_backlog() >= 1, "offline with empty buffers is still an outage in progress"
+    dev = fleet.devices[0]
+    fleet._new_reading(dev, 1, time.monotonic())
+    fleet._new_reading(dev, 2, time.monotonic())
+    assert fleet.outage_backlog() == 2
+    fleet.set_online(True)
+    assert fleet.outage_backlog() == 2, "back online: the two outage readings are still unacked"
+    dev.buf.clear()
+    dev.base_seq = dev.next_seq
+    assert fleet.outage_backlog() == 0
