@@ -13,6 +13,8 @@ from pathlib import Path
 import boto3
 import pytest
 
+from broker.kafka import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 UPLOAD = ROOT / "scripts" / "upload_bundle.py"
 CREDS = {
@@ -22,15 +24,9 @@ CREDS = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def s3_endpoint(tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     server = Path(sys.executable).with_name("moto_server")
     log = open(tmp_path / "moto.log", "wb")
     proc = subprocess.Popen(
