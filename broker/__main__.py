@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
-from broker.kafka import CACHE, BrokerError, KafkaBroker, _read_pid, assemble
+from broker.kafka import CACHE, BrokerError, KafkaBroker, assemble, read_pid
 
 STATE_DIR = CACHE / "broker"
 STATE_FILE = STATE_DIR / "state.json"
@@ -28,12 +29,10 @@ def _load() -> KafkaBroker | None:
 
 
 def _running(broker: KafkaBroker) -> bool:
-    pid = _read_pid(broker.workdir / "broker.pid")
+    pid = read_pid(broker.workdir / "broker.pid")
     if pid is None:
         return False
     try:
-        import os
-
         os.kill(pid, 0)
     except ProcessLookupError:
         return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import shutil
@@ -218,7 +219,7 @@ class KafkaBroker:
         )
 
     def stop(self, delete: bool = False, timeout: float = 30.0) -> None:
-        pid = self.process.pid if self.process is not None else _read_pid(self.workdir / "broker.pid")
+        pid = self.process.pid if self.process is not None else read_pid(self.workdir / "broker.pid")
         if pid is not None:
             _terminate(pid, timeout)
         if self.process is not None:
@@ -264,8 +265,6 @@ class KafkaBroker:
 
 def _kafka_uuid() -> str:
     """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding (what `random-uuid` prints)."""
-    import base64
-
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
@@ -299,7 +298,7 @@ def _answers_metadata(host: str, port: int) -> bool:
         return False
 
 
-def _read_pid(path: Path) -> int | None:
+def read_pid(path: Path) -> int | None:
     try:
         return int(path.read_text().strip())
     except (OSError, ValueError):

@@ -114,7 +114,7 @@ def encode_data(device_id: str, key: bytes, first_seq: int, readings: list[tuple
     """DATA datagram for consecutive readings ``[(timestamp_ms, payload_json_bytes), ...]``."""
     if not 1 <= len(readings) <= MAX_COUNT:
         raise ValueError(f"a batch holds 1..{MAX_COUNT} readings, got {len(readings)}")
-    if not 0 <= first_seq or first_seq + len(readings) - 1 > MAX_SEQ:
+    if first_seq < 0 or first_seq + len(readings) - 1 > MAX_SEQ:
         raise ValueError("sequence out of u32 range")
     raw_id = _id_bytes(device_id)
     parts = [

@@ -24,6 +24,8 @@ import sys
 import uuid
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 LAB = ROOT / ".cache" / "lab"
 NSPAWN = ROOT / "molecule" / "shared" / "nspawn_hosts.py"
@@ -118,7 +120,7 @@ def render_inventory(names: dict[str, list[str]], created: dict) -> Path:
 def _cluster_id(existing: Path) -> str:
     """The lab's KRaft cluster id: kept across `up` runs of one lab, new for a new lab."""
     if existing.exists():
-        found = json.loads(existing.read_text().split("\n", 1)[1]).get("automq_cluster_id")
+        found = (yaml.safe_load(existing.read_text()) or {}).get("automq_cluster_id")
         if found:
             return found
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
