@@ -82,6 +82,20 @@ class KafkaOnHost:
             args += ["--producer.config", config]
         return self.tool("kafka.tools.ConsoleProducer", *args, stdin=lines)
 
+    def record_count(self, topic: str) -> int:
+        """Records in the topic: the sum of its partitions' end offsets (nothing is deleted in a test)."""
+        result = self.tool(
+            "org.apache.kafka.tools.GetOffsetShell",
+            "--bootstrap-server",
+            self.internal,
+            "--topic",
+            topic,
+            "--time",
+            "-1",
+        )
+        assert result.rc == 0, f"reading the end offsets of {topic} failed: {result.stdout}{result.stderr}"
+        return sum(int(line.rsplit(":", 1)[1]) for line in result.stdout.splitlines() if line.count(":") >= 2)
+
     def consume(self, bootstrap: str, topic: str, count: int, config: str | None = None) -> list[str]:
         args = ["--bootstrap-server", bootstrap, "--topic", topic, "--from-beginning"]
         args += ["--max-messages", str(count), "--timeout-ms", "60000"]
