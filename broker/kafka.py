@@ -264,8 +264,15 @@ class KafkaBroker:
 
 
 def _kafka_uuid() -> str:
-    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding (what `random-uuid` prints)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding (what `random-uuid` prints).
+
+    Like Kafka's Uuid.randomUuid, never one starting with '-': StorageTool would read it as an option
+    (1 start in 64 failed with "argument --cluster-id/-t: expected one argument").
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _answers_metadata(host: str, port: int) -> bool:

@@ -5,7 +5,7 @@ LAB_AGENTS ?= 3
 LAB_INVENTORY := $(ROOT)/.cache/lab/hosts.yml
 LAB_ANSIBLE := ANSIBLE_CONFIG=$(ROOT)/ansible/ansible.cfg $(BIN)/ansible-playbook -i $(LAB_INVENTORY)
 
-.PHONY: lab lab-hosts lab-site lab-burst lab-down
+.PHONY: lab lab-hosts lab-site lab-burst lab-faults lab-down
 
 lab: lab-hosts lab-site lab-burst ## Local lab: boot nspawn hosts, run site.yml, then burst.yml with SCENARIO; prints the report
 
@@ -18,6 +18,10 @@ lab-site: $(SETUP_STAMP) ## Run ansible/site.yml on the lab hosts (with this tre
 
 lab-burst: $(SETUP_STAMP) ## Run ansible/burst.yml on the lab with SCENARIO (default scenarios/thundering-herd.yml)
 	$(LAB_ANSIBLE) $(ROOT)/ansible/burst.yml -e scenario=$(SCENARIO)
+
+FAULTS ?= $(sort $(wildcard $(ROOT)/scenarios/faults/*.yml))
+lab-faults: $(SETUP_STAMP) ## Fault matrix on the lab: burst.yml once per FAULTS scenario (scenarios/faults/), one report
+	./scripts/fault-matrix.sh $(LAB_INVENTORY) $(FAULTS)
 
 lab-down: $(SETUP_STAMP) ## Remove the lab: hosts, links, addresses, NAT rules, inventory, lab secrets
 	$(PY) scripts/lab.py down

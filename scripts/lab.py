@@ -123,7 +123,10 @@ def _cluster_id(existing: Path) -> str:
         found = (yaml.safe_load(existing.read_text()) or {}).get("automq_cluster_id")
         if found:
             return found
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:  # like Kafka's Uuid.randomUuid: an id starting with '-' reads as an option to kafka-storage
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def up(args: argparse.Namespace) -> int:

@@ -2,7 +2,7 @@
 
 python -m simulator --devices 1000 --duration 300 --host 127.0.0.1 --port 5000   (the pilot's CLI)
 python -m simulator run --scenario S --host H --port P [--bootstrap B --topic T]   (run [+ audit])
-python -m simulator agent --listen 0.0.0.0:7000 --token-file F
+python -m simulator agent --listen 0.0.0.0:7000 --token-file F [--state-dir D]
 python -m simulator controller --agents a:7000,b:7000 --token-file F --scenario S --gateway H:P
 python -m simulator audit --bundle reports/<run-id> --bootstrap B [--topic T]
 python -m simulator compare RUN_A RUN_B
@@ -120,6 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     a = sub.add_parser("agent", help="serve the HTTP control API")
     a.add_argument("--listen", default="127.0.0.1:7000", help="host:port (port 0 = pick a free one)")
     a.add_argument("--token-file", help="shared token (or SIM_AGENT_TOKEN)")
+    a.add_argument(
+        "--state-dir",
+        default=os.environ.get("SIM_AGENT_STATE_DIR") or None,
+        help="keep the run and the devices' buffers on disk here and resume after a restart "
+        "(or SIM_AGENT_STATE_DIR; default: RAM only)",
+    )
     _key_args(a)
 
     c = sub.add_parser("controller", help="arm agents for one T0, follow, collect (and audit)")
@@ -129,6 +135,15 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--gateway", required=True, help="gateway host:port the agents send to")
     c.add_argument("--run-id")
     c.add_argument("--lead", type=float, default=3.0, help="seconds from arming to T0")
+    c.add_argument(
+        "--t0", type=float, help="T0 as unix seconds (instead of --lead): faults are scheduled for it"
+    )
+    c.add_argument(
+        "--unreachable-s",
+        type=float,
+        default=300.0,
+        help="how long an agent may not answer mid-run (a reboot)",
+    )
     c.add_argument("--bootstrap")
     c.add_argument("--topic", default="iot_telemetry")
     c.add_argument("--reports", type=Path, default=reports_default)
@@ -211,7 +226,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from simulator.agent import serve
 
         host, port = args.listen.rsplit(":", 1)
-        aio.run(serve(_token(args), _master_key(args), host, int(port)))
+        aio.run(serve(_token(args), _master_key(args), host, int(port), args.state_dir))
         return 0
     if args.cmd == "controller":
         from simulator import controller
@@ -221,7 +236,18 @@ def _dispatch(args: argparse.Namespace) -> int:
         run_id = args.run_id or new_run_id(scn.name)
         agents = [x.strip() for x in args.agents.split(",") if x.strip()]
         out, _ = aio.run(
-            controller.run(agents, _token(args), scn, text, args.gateway, run_id, args.reports, args.lead)
+            controller.run(
+                agents,
+                _token(args),
+                scn,
+                text,
+                args.gateway,
+                run_id,
+                args.reports,
+                args.lead,
+                t0=args.t0,
+                unreachable_s=args.unreachable_s,
+            )
         )
         print(f"bundle: {out}")
         if args.bootstrap:

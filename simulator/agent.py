@@ -8,6 +8,13 @@
 
 The fleet master key never travels over this API: the agent reads it at start (``--master-key-file``,
 ``--registry`` or ``IBP_MASTER_KEY``).
+
+With a state dir (``--state-dir`` or ``SIM_AGENT_STATE_DIR``; simulator/persist.py) the agent keeps its
+run on disk: the load body, t0 and offsets in ``run.json``, the devices' buffers in a journal fsync'd
+before any reading is sent, snapshots, and the results once the run ends. Started again after a
+reboot or a SIGKILL it picks the run up: an armed run whose t0 is still ahead is armed again, a
+running one resumes from the restored devices (marker ``agent_restart``), a finished one serves its
+results. SIGTERM then suspends a run instead of aborting it (POST /abort still aborts).
 """
 
 from __future__ import annotations
@@ -15,18 +22,21 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
-from simulator import agent_metrics, httpapi
+from simulator import agent_metrics, httpapi, persist
 from simulator.clock import chrony_offset_ms
 from simulator.fleet import Fleet
-from simulator.runner import run_phases
+from simulator.runner import new_plan, run_phases
 from simulator.scenario import Scenario, ScenarioError, parse
 
 
 class Agent:
-    def __init__(self, master_key: bytes | None) -> None:
+    def __init__(self, master_key: bytes | None, state_dir: Path | str | None = None) -> None:
         self.master_key = master_key
+        self.store = persist.Store(state_dir) if state_dir is not None else None
+        self.run_record: dict[str, Any] = {}  # run.json: what a restarted agent needs to go on
         self.state = "idle"
         self.error: str | None = None
         self.scenario: Scenario | None = None
@@ -74,6 +84,7 @@ class Agent:
             self.abort.set()
             if self.state in ("loaded", "armed"):
                 self.state = "aborted"
+                self._save_run(state="aborted")
             return 200, self.status()
         if route == ("GET", "/results"):
             if self.results is None:
@@ -81,7 +92,12 @@ class Agent:
             return 200, self.results
         return 404, {"error": f"no route {method} {path}"}
 
-    async def _load(self, body: Any) -> tuple[int, Any]:
+    def _save_run(self, **changes: Any) -> None:
+        if self.store is not None:
+            self.run_record.update(changes)
+            self.store.write_json(persist.RUN, self.run_record)
+
+    async def _load(self, body: Any, fresh: bool = True) -> tuple[int, Any]:
         if self.state in ("armed", "running"):
             return 409, {"error": f"agent is {self.state}; abort first"}
         if not isinstance(body, dict):
@@ -104,6 +120,7 @@ class Agent:
                 self.master_key,
                 int(body["agent_index"]),
                 int(body["agent_count"]),
+                store=self.store,
             )
             await self.fleet.open()
         except (ScenarioError, ValueError, OSError) as exc:
@@ -112,6 +129,10 @@ class Agent:
         self.scenario, self.load = scn, body
         self.state, self.error, self.results, self.t0 = "loaded", None, None, None
         self.abort = asyncio.Event()
+        if self.store is not None and fresh:
+            self.store.reset()  # a new run: the previous one's state is gone
+            self.run_record = {"load": body}
+            self._save_run(state="loaded")
         return 200, self.status()
 
     def _arm(self, body: Any) -> tuple[int, Any]:
@@ -123,34 +144,89 @@ class Agent:
         offset = body.get("controller_offset_ms")
         self.controller_offset_ms = float(offset) if isinstance(offset, int | float) else None
         self.state = "armed"
+        self._save_run(state="armed", t0=self.t0, controller_offset_ms=self.controller_offset_ms)
         self.task = asyncio.create_task(self._run(self.t0))
         return 200, self.status()
 
-    async def _run(self, t0: float) -> None:
+    async def recover(self) -> None:
+        """At start: pick up the run a previous process of this agent left in the state dir."""
+        run = self.store.read_json(persist.RUN) if self.store is not None else None
+        if not run:
+            return
+        assert self.store is not None
+        self.run_record = run
+        state = run.get("state")
+        if state in ("done", "aborted", "error"):
+            self.results = self.store.read_json(persist.RESULTS)
+            self.state, self.error, self.load = state, run.get("error"), run["load"]
+        else:
+            status, _ = await self._load(run["load"], fresh=False)
+            if status != 200:
+                return
+        self.t0 = run.get("t0")
+        self.controller_offset_ms = run.get("controller_offset_ms")
+        self.start_skew_ms = run.get("start_skew_ms")
+        if state not in ("armed", "running") or self.t0 is None:
+            return
+        assert self.fleet is not None
+        try:
+            meta = self.fleet.restore() if self.store.has_snapshot() else None
+        except (persist.PersistError, ValueError, KeyError, TypeError) as exc:
+            self.state, self.error = "error", f"cannot resume from {self.store.dir}: {exc}"
+            return
+        if meta is None and self.t0 > time.time():
+            self.state = "armed"  # it never started and T0 is still ahead: armed again
+            self.task = asyncio.create_task(self._run(self.t0))
+            return
+        if meta is None:  # T0 passed while the agent was down, before the run started
+            plan = new_plan(self.t0)
+            self.fleet.last_alive = self.t0
+            if self.start_skew_ms is None:
+                self.start_skew_ms = round((time.time() - self.t0) * 1000, 3)
+        else:
+            plan = self.fleet.run_state
+        self.state = "running"
+        print(
+            f"event=resumed run_id={self.fleet.run_id} buffered={self.fleet.buffered} "
+            f"torn_tail={bool(meta and meta['torn_tail'])}",
+            flush=True,
+        )
+        self.task = asyncio.create_task(self._run(self.t0, plan))
+
+    def suspend(self) -> None:
+        """Stop now, keeping the run on disk for the next start (SIGTERM with a state dir)."""
+        if self.task is not None:
+            self.task.cancel()
+
+    async def _run(self, t0: float, resume: dict[str, Any] | None = None) -> None:
         assert self.fleet is not None and self.scenario is not None
         offset, source = chrony_offset_ms()
-        self.clock_offset_ms, self.start_skew_ms = offset, None
+        self.clock_offset_ms = offset
         try:
-            delay = t0 - time.time()
-            if delay > 0:
-                try:
-                    await asyncio.wait_for(self.abort.wait(), delay)
-                except TimeoutError:
-                    pass
-            if self.abort.is_set():
-                self.state = "aborted"
-                return
-            # fine wait: the last milliseconds without the event loop's timer granularity
-            while time.time() < t0:  # noqa: ASYNC110 - spinning on the clock, not on a condition
-                await asyncio.sleep(0.0005)
-            skew_ms = round((time.time() - t0) * 1000, 3)
-            self.start_skew_ms = skew_ms
+            if resume is None:
+                self.start_skew_ms = None
+                delay = t0 - time.time()
+                if delay > 0:
+                    try:
+                        await asyncio.wait_for(self.abort.wait(), delay)
+                    except TimeoutError:
+                        pass
+                if self.abort.is_set():
+                    self.state = "aborted"
+                    self._save_run(state="aborted")
+                    return
+                # fine wait: the last milliseconds without the event loop's timer granularity
+                while time.time() < t0:  # noqa: ASYNC110 - spinning on the clock, not on a condition
+                    await asyncio.sleep(0.0005)
+                self.start_skew_ms = round((time.time() - t0) * 1000, 3)
+            skew_ms = self.start_skew_ms
             self.state = "running"
+            self._save_run(state="running", start_skew_ms=skew_ms)
 
             def on_phase(name: str) -> None:
                 self.phase = name
 
-            results = await run_phases(self.fleet, self.scenario, self.abort, on_phase)
+            results = await run_phases(self.fleet, self.scenario, self.abort, on_phase, resume)
             results.update(
                 t0=t0,
                 start_skew_ms=skew_ms,
@@ -160,14 +236,23 @@ class Agent:
             )
             self.results = results
             self.state = "aborted" if results["status"] == "aborted" else "done"
+            if self.store is not None:
+                self.store.write_json(persist.RESULTS, results)
+                self._save_run(state=self.state)
+                self.store.drop_fleet_state()
         except Exception as exc:  # the API must report it, not die
             self.state, self.error = "error", f"{type(exc).__name__}: {exc}"
+            if self.store is not None:
+                self._save_run(state="error", error=self.error)
         finally:
             self.fleet.close()
 
 
-async def serve(token: str, master_key: bytes | None, host: str, port: int) -> None:
-    agent = Agent(master_key)
+async def serve(
+    token: str, master_key: bytes | None, host: str, port: int, state_dir: Path | str | None = None
+) -> None:
+    agent = Agent(master_key, state_dir)
+    await agent.recover()
     server = await httpapi.serve(
         token, agent.handle, host, port, open_get={"/metrics": lambda: agent_metrics.exposition(agent)}
     )
@@ -178,9 +263,14 @@ async def serve(token: str, master_key: bytes | None, host: str, port: int) -> N
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    agent.abort.set()
+    if agent.store is not None and agent.state in ("armed", "running"):
+        agent.suspend()  # the run stays on disk: the next start resumes it
+    else:
+        agent.abort.set()
     if agent.task is not None:
         await asyncio.wait([agent.task], timeout=10)
+    if agent.store is not None:
+        agent.store.close()
     server.close()
     await server.wait_closed()
     print("event=stopped", flush=True)

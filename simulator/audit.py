@@ -29,6 +29,8 @@ class Collected:
     """What the consumer gathered for one run (raw material of the audit)."""
 
     seqs: dict[str, array] = field(default_factory=lambda: defaultdict(lambda: array("Q")))
+    # Kafka timestamp (ms) of each record, parallel to ``seqs``: when a duplicate copy landed
+    stamps: dict[str, array] = field(default_factory=lambda: defaultdict(lambda: array("Q")))
     out_of_order: int = 0
     records: int = 0
     skipped_other_runs: int = 0
@@ -130,6 +132,7 @@ def _one(
     col.timestamp_type = "LogAppendTime" if rec.timestamp_type == 1 else "CreateTime"
     kts = int(rec.timestamp)
     col.seqs[dev].append(seq)
+    col.stamps[dev].append(max(kts, 0))
     prev = last_seq.get(dev)
     if prev is not None and seq < prev:
         col.out_of_order += 1
@@ -183,15 +186,17 @@ def account(col: Collected, agent_results: list[dict]) -> dict[str, Any]:
     delivered = missing = duplicates = unexpected = dropped = 0
     buffered_expected = buffered_delivered = 0
     missing_examples: list[str] = []
+    duplicate_times_ms: list[int] = []  # when each later copy of a reading landed in Kafka
     for dev, row in expected.items():
         _, first, end, out_first, out_end, drops = row
         dropped_set = {s for a, b in drops for s in range(a, b + 1)}
         dropped += len(dropped_set)
-        got = sorted(col.seqs.get(dev, ()))
+        got = sorted(zip(col.seqs.get(dev, ()), col.stamps.get(dev, ()), strict=True))
         uniq: list[int] = []
-        for s in got:
+        for s, ts in got:
             if uniq and uniq[-1] == s:
                 duplicates += 1
+                duplicate_times_ms.append(ts)
             else:
                 uniq.append(s)
         present = set(uniq)
@@ -230,7 +235,63 @@ def account(col: Collected, agent_results: list[dict]) -> dict[str, Any]:
         "buffered_expected": buffered_expected,
         "buffered_delivered": buffered_delivered,
         "missing_examples": missing_examples,
+        "duplicate_times_ms": sorted(duplicate_times_ms),
     }
+
+
+# Why a fault can leave a second copy of a reading in Kafka (shown next to the duplicates it explains).
+DUPLICATE_CAUSES = {
+    "gateway-restart": (
+        "readings Kafka had committed whose ACK died with the gateway process: the device retransmitted them "
+        "and the new process, which starts without the device's high-water mark, produced them again"
+    ),
+    "broker-restart": (
+        "produce requests the broker wrote but whose answer was lost when it stopped: the gateway reported a "
+        "failure (no ACK), the device retransmitted, and the reading was produced again"
+    ),
+    "link-impair": (
+        "ACKs lost or late on the impaired link make devices retransmit; the gateway answers a retransmission "
+        "of a committed reading without producing it again, so copies here come from a gateway-side cause"
+    ),
+    "partition": (
+        "ACKs cut off by the partition make devices retransmit; committed readings are acknowledged again "
+        "without a second produce, so copies here come from a gateway-side cause"
+    ),
+    "agent-reboot": (
+        "ACKs that arrived after the agent's last journal sync were lost with the host: the restored devices "
+        "resend those readings and the gateway acknowledges them as replays (a second copy only if it restarted too)"
+    ),
+}
+DUPLICATE_WINDOW_S = 30.0  # a fault explains copies that land from its start until this long after its end
+
+
+def attribute_duplicates(faults: list[dict[str, Any]], duplicate_times_ms: list[int]) -> dict[str, Any]:
+    """Give every fault the duplicates that landed in its window; the rest are unexplained."""
+    explained = [0] * len(faults)
+    unexplained = 0
+    for ts in duplicate_times_ms:
+        t = ts / 1000
+        hit = None
+        for i, f in enumerate(faults):
+            start = f.get("started_at") or f.get("planned_at")
+            end = f.get("ended_at") or start
+            if start is not None and start - 1 <= t <= end + DUPLICATE_WINDOW_S:
+                hit = i
+                break
+        if hit is None:
+            unexplained += 1
+        else:
+            explained[hit] += 1
+    rows = []
+    for f, n in zip(faults, explained, strict=True):
+        rows.append(
+            {
+                **f,
+                "duplicates": n,
+                "duplicate_cause": DUPLICATE_CAUSES.get(f.get("action", ""), "") if n else "",
+            }
+        )
+    return {"faults": rows, "unexplained_duplicates": unexplained}
 
 
 def _pct(h: HdrHistogram) -> dict[str, float]:
@@ -275,8 +336,13 @@ def evaluate(
     slos: Slos,
     run_id: str,
     extra_errors: dict[str, int] | None = None,
+    faults: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The audit JSON: counts at top level (``delivered``, ``missing``, ``duplicates`` are integers)."""
+    """The audit JSON: counts at top level (``delivered``, ``missing``, ``duplicates`` are integers).
+
+    ``faults``: the faults injected during the run (``faults.json`` of a distributed run); each gets the
+    duplicates that landed in its window and the reason such copies appear.
+    """
     acc = account(col, agent_results)
     phases = phases_from(agent_results)
     tl = timeline(col)
@@ -306,7 +372,10 @@ def evaluate(
         "auth_fail": sum(c.get("auth_fail", 0) for c in counters),
         "bad_answers": sum(c.get("bad_answers", 0) for c in counters),
         "send_errors": sum(c.get("send_errors", 0) for c in counters),
-        "dropped_by_devices": acc["dropped_by_devices"],
+        # drop-oldest leaves numbered gaps (acc); drop-newest refuses readings before numbering them
+        "dropped_by_devices": max(
+            acc["dropped_by_devices"], sum(c.get("dropped_overflow", 0) for c in counters)
+        ),
         "unexpected_records": acc["unexpected"],
         "unparseable_records": col.unparseable,
         **(extra_errors or {}),
@@ -337,8 +406,17 @@ def evaluate(
         "phases": phases,
         "missing_examples": acc["missing_examples"],
         "agents": len(agent_results),
+        "agent_restarts": [
+            {"agent_index": r.get("agent_index"), **m}
+            for r in agent_results
+            for m in r.get("markers", [])
+            if m.get("event") == "agent_restart"
+        ],
+        **attribute_duplicates(faults or [], acc["duplicate_times_ms"]),
     }
     audit["slos"] = slo_verdicts(audit, slos, n_errors)
+    if faults:
+        audit["slos"].append(fault_verdict(audit["faults"]))
     audit["verdict"] = "PASS" if all(s["pass"] for s in audit["slos"]) else "FAIL"
     audit["reasons"] = [s["reason"] for s in audit["slos"] if not s["pass"]]
     audit["timeline"] = tl
@@ -367,7 +445,7 @@ def slo_verdicts(a: dict[str, Any], slos: Slos, n_errors: int) -> list[dict[str,
         }
     )
     rec = a["recovery_time_s"]
-    if a["phases"]["flush_start"]:
+    if a["phases"]["flush_start"] and slos.check_recovery:
         out.append(
             {
                 "slo": "recovery_within_s",
@@ -387,3 +465,19 @@ def slo_verdicts(a: dict[str, Any], slos: Slos, n_errors: int) -> list[dict[str,
         }
     )
     return out
+
+
+def fault_verdict(faults: list[dict[str, Any]]) -> dict[str, Any]:
+    """A run with faults proves something only if every fault really happened: each logged its start and end."""
+    bad = [
+        f"{f.get('label')}: {f.get('error') or 'no start/end in its log'}"
+        for f in faults
+        if f.get("error") or f.get("started_at") is None or f.get("ended_at") is None
+    ]
+    done = len(faults) - len(bad)
+    return {
+        "slo": "faults_injected",
+        "pass": not bad,
+        "reason": f"{done} of {len(faults)} faults injected and ended"
+        + (f" ({'; '.join(bad)})" if bad else ""),
+    }

@@ -64,9 +64,40 @@ def summary_text(audit: dict[str, Any], report_path: Path | None = None) -> str:
     lines += [f"    [{'PASS' if s['pass'] else 'FAIL'}] {s['slo']}: {s['reason']}" for s in audit["slos"]]
     if audit["missing_examples"]:
         lines.append("  missing, e.g.: " + "; ".join(audit["missing_examples"][:3]))
+    lines += fault_lines(audit)
     if report_path is not None:
         lines.append(f"  report: {report_path}")
     return "\n".join(lines) + "\n"
+
+
+def fault_lines(audit: dict[str, Any]) -> list[str]:
+    """One line per injected fault: what, where, when (seconds after the flush started), duplicates it explains."""
+    faults = audit.get("faults") or []
+    if not faults:
+        return []
+    flush = (audit.get("phases") or {}).get("flush_start")
+    out = ["  faults (times in s after the flush started):"]
+    for f in faults:
+        start, end = f.get("started_at"), f.get("ended_at")
+        when = (
+            f"{start - flush:+.1f} .. {end - flush:+.1f}"
+            if flush and start is not None and end is not None
+            else f"planned {f.get('planned_at')}"
+        )
+        line = f"    {f.get('label')} on {f.get('host')}: {when}; duplicates {f.get('duplicates', 0)}"
+        if f.get("error"):
+            line += f"; ERROR {f['error']}"
+        if f.get("note"):
+            line += f"; {f['note']}"
+        out.append(line)
+    if audit.get("unexplained_duplicates"):
+        out.append(f"    duplicates outside every fault window: {audit['unexplained_duplicates']}")
+    for r in audit.get("agent_restarts") or []:
+        out.append(
+            f"    agent {r.get('agent_index')} restarted: down {r.get('down_s')} s, "
+            f"{r.get('restored_buffered')} buffered readings restored from disk"
+        )
+    return out
 
 
 def _s(v: float | None) -> str:
@@ -117,6 +148,24 @@ def _plots(audit: dict[str, Any], agent_results: list[dict]) -> str:
         )
         if ph.get("flush_start") and end:
             a.axvspan(ph["flush_start"] - t0, end - t0, color="gold", alpha=0.2, label="flush")
+        for f in audit.get("faults") or []:
+            if f.get("started_at") is not None:
+                stop = f.get("ended_at") or f["started_at"]
+                a.axvspan(
+                    f["started_at"] - t0, max(stop, f["started_at"] + 0.3) - t0, color="purple", alpha=0.25
+                )
+    for f in audit.get("faults") or []:
+        if f.get("started_at") is not None:
+            axes[0].annotate(
+                f.get("label", "fault"),
+                (f["started_at"] - t0, 0),
+                xycoords=("data", "axes fraction"),
+                xytext=(2, 4),
+                textcoords="offset points",
+                color="purple",
+                fontsize=8,
+                rotation=90,
+            )
         a.grid(alpha=0.3)
     fig.tight_layout()
     buf = io.BytesIO()
@@ -160,14 +209,32 @@ def report_html(audit: dict[str, Any], agent_results: list[dict], scenario_text:
 <pre>{esc(summary_text(audit))}</pre>
 <h2>SLOs</h2><table>{rows}</table>
 <h2>Throughput, backlog, latency</h2>
-<p>Red: outage (devices buffer). Yellow: flush (outage start to backlog drained).</p>
+<p>Red: outage (devices buffer). Yellow: flush (outage start to backlog drained). Purple: injected faults.</p>
 {_plots(audit, agent_results)}
+{_fault_table(audit)}
 <h2>Agents</h2>
 <table><tr><th>#</th><th>host</th><th>devices</th><th>generated</th><th>acked</th><th>retransmits</th>
 <th>busy</th><th>start skew ms</th><th>clock offset ms</th></tr>{agents}</table>
 <h2>Scenario</h2><pre>{esc(scenario_text)}</pre>
 </body></html>
 """
+
+
+def _fault_table(audit: dict[str, Any]) -> str:
+    faults = audit.get("faults") or []
+    if not faults:
+        return ""
+    esc = html.escape
+    rows = "".join(
+        f"<tr><td>{esc(str(f.get('label')))}</td><td>{esc(str(f.get('host')))}</td>"
+        f"<td>{esc(json.dumps(f.get('params', {})))}</td><td>{f.get('started_at')}</td><td>{f.get('ended_at')}</td>"
+        f"<td>{f.get('duplicates', 0)}</td><td>{esc(f.get('error') or f.get('duplicate_cause') or f.get('note') or '')}</td></tr>"
+        for f in faults
+    )
+    return (
+        "<h2>Faults</h2><table><tr><th>fault</th><th>host</th><th>parameters</th><th>started (unix s)</th>"
+        f"<th>ended</th><th>duplicates</th><th>notes</th></tr>{rows}</table>"
+    )
 
 
 def write_audit(out: Path, audit: dict[str, Any], agent_results: list[dict], scenario_text: str) -> Path:

@@ -48,6 +48,19 @@ async def measure_clock(agent: str, token: str, samples: int = 5) -> dict[str, f
     return best
 
 
+async def _poll(agent: str, token: str, silent_since: dict[str, float], limit_s: float) -> dict[str, Any]:
+    """One agent's status; an agent that does not answer is "unreachable" until ``limit_s`` runs out."""
+    try:
+        status = await httpapi.request(agent, "GET", "/status", token, wait_s=5)
+    except (httpapi.HttpError, OSError, TimeoutError) as exc:
+        first = silent_since.setdefault(agent, time.time())
+        if time.time() - first > limit_s:
+            raise ControllerError(f"agent {agent}: no answer for {limit_s:g} s ({exc})") from None
+        return {"state": "unreachable", "phase": "?"}
+    silent_since.pop(agent, None)
+    return status
+
+
 async def run(
     agents: list[str],
     token: str,
@@ -58,7 +71,14 @@ async def run(
     reports: Path,
     lead_s: float = 3.0,
     progress: Callable[[str], None] = print,
+    t0: float | None = None,
+    unreachable_s: float = 300.0,
 ) -> tuple[Path, list[dict]]:
+    """Load, arm for one T0 (``t0``, or now + ``lead_s``), follow and collect.
+
+    An agent that stops answering mid-run (its host rebooting: a fault of the scenario) is waited for
+    up to ``unreachable_s``; the agent resumes its run from disk when it comes back (docs/faults.md).
+    """
     n = len(agents)
     await _all(
         agents,
@@ -87,7 +107,12 @@ async def run(
                 f"agent {a}: its clock is {c['offset_ms']:+.1f} ms (+/- {c['uncertainty_ms']:.1f} ms) from the "
                 f"controller's; the scenario allows {limit:g} ms (slos.max_clock_skew_ms). Fix time sync on that host."
             )
-    t0 = round(time.time() + lead_s, 3)
+    if t0 is None:
+        t0 = round(time.time() + lead_s, 3)
+    elif t0 < time.time() + 0.5:
+        raise ControllerError(
+            f"T0 {t0:.3f} is already past (or < 0.5 s away) before arming; give a later --t0 or a longer lead"
+        )
     await _all(
         agents,
         lambda i, a: httpapi.request(
@@ -98,20 +123,29 @@ async def run(
         f"run {run_id}: {n} agents armed for T0={t0:.3f} ({time.strftime('%H:%M:%S', time.gmtime(t0))} UTC)"
     )
     deadline = t0 + scn.planned_s + scn.final_drain_s + 60
+    silent_since: dict[str, float] = {}
+    polled = time.time()
     try:
         while True:
             await asyncio.sleep(1.0)
-            states = await _all(agents, lambda i, a: httpapi.request(a, "GET", "/status", token, wait_s=10))
+            states = await asyncio.gather(*(_poll(a, token, silent_since, unreachable_s) for a in agents))
             gen = sum(s.get("generated", 0) for s in states)
             acked = sum(s.get("acked", 0) for s in states)
             buf = sum(s.get("buffered", 0) for s in states)
             phases = ",".join(sorted({str(s.get("phase")) for s in states}))
-            progress(f"  [{phases}] generated {gen:,} acked {acked:,} buffered {buf:,}")
+            away = [a for a, s in zip(agents, states, strict=True) if s["state"] == "unreachable"]
+            progress(
+                f"  [{phases}] generated {gen:,} acked {acked:,} buffered {buf:,}"
+                + (f"  unreachable: {', '.join(away)}" if away else "")
+            )
             bad = [f"{a}: {s['error']}" for a, s in zip(agents, states, strict=True) if s["state"] == "error"]
             if bad:
                 raise ControllerError("agent failed: " + "; ".join(bad))
             if all(s["state"] in ("done", "aborted") for s in states):
                 break
+            if away:  # a rebooting agent resumes where it was: the time it was gone does not count
+                deadline += time.time() - polled
+            polled = time.time()
             if time.time() > deadline:
                 raise ControllerError(
                     f"agents still running past the planned end: {[s['state'] for s in states]}"

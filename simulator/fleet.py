@@ -9,24 +9,36 @@ Each device keeps a bounded store-and-forward buffer of its unacked readings (a 
 timestamps; the sequence of entry i is ``base_seq + i``), sends the oldest readings as one IBP/1 batch
 (stop-and-wait), deletes only what an ACK covers, retransmits on timeout with capped exponential
 backoff and full jitter, and honours BUSY retry-after. See docs/simulator.md.
+
+With a state store attached (``Fleet.store``, agent ``--state-dir``: simulator/persist.py) every change
+of device state is journaled: a tick first generates, then commits the journal (fsync), and only then
+sends, so no reading leaves the host before it is on disk; acks, drops and network switches are
+journaled too, and ``checkpoint()`` compacts the journal into a snapshot (every ``CHECKPOINT_S``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import hmac
 import json
 import random
 import socket
 import time
+from array import array
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from gateway import protocol as ibp
 from simulator.scenario import Scenario
 
+if TYPE_CHECKING:
+    from simulator.persist import Store
+
 TICK_S = 0.01
+CHECKPOINT_S = 5.0  # compaction period of the state store (journal -> snapshot), at least
 SEQ_EPOCH_S = 1_735_689_600  # 2025-01-01T00:00:00Z
 
 # pending timer kinds
@@ -93,6 +105,53 @@ class Device:
         self.outage_first = -1
         self.outage_end = -1
 
+    # The buffer's state changes, shared by the fleet and the journal replay (simulator/persist.py).
+
+    def add(self, ts: int, capacity: int, drop_oldest: bool) -> int:
+        """Store a new reading; returns 0 (stored), 1 (stored, the oldest dropped) or 2 (refused).
+
+        A refused reading (drop-newest on a full buffer) takes no sequence: the buffer's sequences stay
+        contiguous (buf[i] is base_seq + i), and the refusal is counted, not numbered.
+        """
+        if len(self.buf) < capacity:
+            self.next_seq += 1
+            self.buf.append(ts)
+            return 0
+        self.dropped += 1
+        if not drop_oldest:
+            return 2
+        self.next_seq += 1
+        self._note_drop(self.base_seq)
+        self.buf.popleft()
+        self.base_seq += 1
+        self.buf.append(ts)
+        return 1
+
+    def ack_to(self, base_seq: int) -> int:
+        """Delete the readings below ``base_seq``; returns how many."""
+        n = min(base_seq - self.base_seq, len(self.buf))
+        if n <= 0:
+            return 0
+        buf = self.buf
+        for _ in range(n):
+            buf.popleft()
+        self.base_seq += n
+        return n
+
+    def went_offline(self) -> None:
+        self.outage_first = self.next_seq
+        self.outage_end = -1
+
+    def went_online(self) -> None:
+        self.outage_end = self.next_seq
+
+    def _note_drop(self, seq: int) -> None:
+        drops = self.drops
+        if drops and drops[-1][1] == seq - 1:
+            drops[-1][1] = seq
+        else:
+            drops.append([seq, seq])
+
 
 @dataclass
 class Counters:
@@ -109,6 +168,7 @@ class Counters:
     dropped_overflow: int = 0
     lost_by_fault: int = 0
     acks_lost_by_fault: int = 0
+    agent_restarts: int = 0  # times this run was resumed from the agent's state dir
 
 
 @dataclass
@@ -158,6 +218,9 @@ class Fleet:
     generating: bool = True
     buffered: int = 0
     max_lag_ms: float = 0.0
+    store: Store | None = None  # the durable journal + snapshots (agent --state-dir); None: RAM only
+    run_state: dict[str, Any] = field(default_factory=dict)  # the runner's progress, kept in snapshots
+    last_alive: float | None = None  # restored: unix time of the newest state on disk
 
     def __post_init__(self) -> None:
         scn = self.scenario
@@ -182,6 +245,7 @@ class Fleet:
         self.slots: list[list[Device]] = [[] for _ in range(self.nslots)]
         for d in self.devices:
             self.slots[d.idx % self.nslots].append(d)
+        self.slot_idx = [array("I", [d.idx for d in slot]) for slot in self.slots]  # for the journal
         self.wheel: dict[int, list[tuple[Device, int]]] = {}
         self.endpoints: list[_Endpoint] = []
         self.ack_timeout = scn.transport.ack_timeout_ms / 1000
@@ -230,6 +294,9 @@ class Fleet:
     def wall(self, mono: float) -> float:
         return self._wall0 + (mono - self._mono0)
 
+    def mono(self, wall: float) -> float:
+        return self._mono0 + (wall - self._wall0)
+
     def start_clock(self, mono: float) -> None:
         """Generation slots count from ``mono`` (offset by half a slot so no reading falls on a phase edge)."""
         self._gen_start = mono + self.slot_len / 2
@@ -242,6 +309,7 @@ class Fleet:
         if not self._clock_started:
             self.start_clock(now)
         next_sample = now + 1.0
+        next_checkpoint = now + CHECKPOINT_S
         lag_window = 0.0
         while not self._stopping:
             now = time.monotonic()
@@ -252,8 +320,16 @@ class Fleet:
                 self.max_lag_ms = max(self.max_lag_ms, lag_window * 1000)
                 lag_window = 0.0
                 next_sample += 1.0
+            if self.store is not None:
+                self.store.commit()  # acks of this tick: written, synced with the next readings
+                if now >= next_checkpoint:
+                    self.checkpoint()
+                    # a huge fleet's snapshot costs the loop time: at most ~5 % of it
+                    next_checkpoint = now + max(CHECKPOINT_S, 20 * (time.monotonic() - now))
             await asyncio.sleep(max(0.0, TICK_S - (time.monotonic() - now)))
         self.samples.append(self._sample(time.monotonic(), lag_window))
+        if self.store is not None:
+            self.store.commit(sync=True)
 
     def _sample(self, now: float, lag: float) -> Sample:
         c = self.counters
@@ -276,6 +352,8 @@ class Fleet:
         if not self.generating:
             self._apply_transitions(upto)
             return 0.0
+        store = self.store
+        to_send: list[Device] = []
         while True:
             due = self._gen_start + self._gen_k * self.slot_len
             self._apply_transitions(min(due, upto))
@@ -283,38 +361,39 @@ class Fleet:
                 break
             worst = max(worst, now - due)
             ts = int(self.wall(due) * 1000)
-            for dev in self.slots[self._gen_k % self.nslots]:
-                self._new_reading(dev, ts, now)
+            k = self._gen_k % self.nslots
+            if store is not None:
+                store.generated(ts, self.slot_idx[k])
+            for dev in self.slots[k]:
+                if self._store_reading(dev, ts):
+                    to_send.append(dev)
             self._gen_k += 1
+        if store is not None:
+            store.commit()  # durable (fsync'd) before any of these readings is sent
+        for dev in to_send:
+            self._send(dev, now)
         return worst
 
     def _new_reading(self, dev: Device, ts: int, now: float) -> None:
-        self.counters.generated += 1
-        seq = dev.next_seq
-        dev.next_seq += 1
-        if len(dev.buf) >= self.capacity:
-            self.counters.dropped_overflow += 1
-            dev.dropped += 1
-            if self.drop_oldest:
-                dropped_seq = dev.base_seq
-                dev.buf.popleft()
-                dev.base_seq += 1
-                self.buffered -= 1
-            else:
-                self._note_drop(dev, seq)
-                return
-            self._note_drop(dev, dropped_seq)
-        dev.buf.append(ts)
-        self.buffered += 1
-        if self.online and dev.pending == _NONE and dev.inflight_last < 0:
+        """Generate one reading outside the slot loop (tests, capacity pre-fill) and send it if due."""
+        if self.store is not None:
+            self.store.generated(ts, array("I", [dev.idx]))
+        if self._store_reading(dev, ts):
+            if self.store is not None:
+                self.store.commit()
             self._send(dev, now)
 
-    @staticmethod
-    def _note_drop(dev: Device, seq: int) -> None:
-        if dev.drops and dev.drops[-1][1] == seq - 1:
-            dev.drops[-1][1] = seq
+    def _store_reading(self, dev: Device, ts: int) -> bool:
+        """Put a new reading into the device's buffer; True when the device should send now."""
+        self.counters.generated += 1
+        outcome = dev.add(ts, self.capacity, self.drop_oldest)
+        if outcome:
+            self.counters.dropped_overflow += 1
+            if outcome == 2:
+                return False
         else:
-            dev.drops.append([seq, seq])
+            self.buffered += 1
+        return self.online and dev.pending == _NONE and dev.inflight_last < 0
 
     def payload(self, dev: Device, seq: int) -> bytes:
         # Deterministic sensor values from (device, seq): no per-reading storage beyond the timestamp.
@@ -402,6 +481,8 @@ class Fleet:
             else:
                 data = ibp.encode_legacy_json(dev.id, seq, ts / 1000, json.loads(payload))
             self._xmit(dev, data)
+        if self.store is not None:
+            self.store.acked(dev.idx, dev.base_seq)  # sent = done for legacy: the journal forgets them
         self.buffered -= n
         self.counters.sent_readings += n
         self.counters.acked += n  # "acked" = handed to the network: legacy has no acknowledgement
@@ -448,14 +529,12 @@ class Fleet:
         self._on_ack(dev, resp.ack_seq, now)
 
     def _on_ack(self, dev: Device, ack_seq: int, now: float) -> None:
-        n = min(ack_seq - dev.base_seq + 1, len(dev.buf))
+        n = dev.ack_to(ack_seq + 1)
         if n > 0:
-            buf = dev.buf
-            for _ in range(n):
-                buf.popleft()
-            dev.base_seq += n
             self.buffered -= n
             self.counters.acked += n
+            if self.store is not None:
+                self.store.acked(dev.idx, dev.base_seq)
         if dev.inflight_last >= 0 and ack_seq >= dev.inflight_last:
             dev.inflight_last = -1
             dev.attempt = 0
@@ -486,13 +565,14 @@ class Fleet:
             return
         now = time.monotonic()
         self.online = online
+        if self.store is not None:
+            self.store.switched(online)
         if not online:
             for dev in self.devices:
-                dev.outage_first = dev.next_seq
-                dev.outage_end = -1
+                dev.went_offline()
             return
         for dev in self.devices:
-            dev.outage_end = dev.next_seq
+            dev.went_online()
             dev.inflight_last = -1
             dev.attempt = 0
             if dev.buf:
@@ -513,6 +593,51 @@ class Fleet:
             if dev.outage_end > 0 and dev.base_seq < dev.outage_end:
                 total += min(dev.outage_end - dev.base_seq, len(dev.buf))
         return total
+
+    # ------------------------------------------------------------------ durable state
+
+    def checkpoint(self, wait: bool = False) -> None:
+        """Compact the journal into a snapshot of every device + counters, samples and ``run_state``."""
+        if self.store is None:
+            return
+        meta = {
+            "counters": dataclasses.asdict(self.counters),
+            "samples": [dataclasses.asdict(s) for s in self.samples],
+            "max_lag_ms": self.max_lag_ms,
+            "online": self.online,
+            "run": self.run_state,
+        }
+        self.store.snapshot(self.devices, meta, wait)
+
+    def restore(self) -> dict[str, Any] | None:
+        """Load the devices from the store (snapshot + journal); returns the snapshot's meta or None.
+
+        The counters that follow from device state (generated, buffered, acked, dropped) are recomputed
+        exactly; the others (datagrams, retransmits, ...) are those of the last snapshot. Devices that
+        hold readings and are online are scheduled to send (with the flush jitter): no timer survives.
+        """
+        assert self.store is not None
+        meta = self.store.restore(self.devices, self.capacity, self.drop_oldest)
+        if meta is None:
+            return None
+        self.counters = Counters(**{**dataclasses.asdict(Counters()), **meta["counters"]})
+        self.samples = [Sample(**s) for s in meta["samples"]]
+        self.max_lag_ms = meta["max_lag_ms"]
+        self.online = meta["online"]
+        self.run_state = meta["run"]
+        self.last_alive = meta["last_alive"]
+        self.first_seq = self.devices[0].first_seq if self.devices else self.first_seq
+        c = self.counters
+        self.buffered = sum(len(d.buf) for d in self.devices)
+        c.generated = sum(d.next_seq - d.first_seq for d in self.devices)
+        c.dropped_overflow = sum(d.dropped for d in self.devices)
+        c.acked = c.generated - self.buffered - c.dropped_overflow
+        if self.online:
+            now = time.monotonic()
+            for dev in self.devices:
+                if dev.buf:
+                    self._schedule(dev, now + self.rng.random() * self.jitter, _WAKE)
+        return meta
 
     def expected(self) -> list[list]:
         """Per device: [id, first_seq, next_seq, outage_first, outage_end, dropped ranges]."""

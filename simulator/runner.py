@@ -28,62 +28,124 @@ def _marker(markers: list[dict], name: str, **extra: Any) -> None:
     markers.append({"event": name, "ts": round(time.time(), 3), **extra})
 
 
+def new_plan(start: float) -> dict[str, Any]:
+    """The progress of a run that starts at ``start`` (unix seconds) and has done nothing yet."""
+    return {
+        "started": start,
+        "markers": [],
+        "stage": "phases",  # then "final": generation stopped, the fleet drains what is left
+        "phase": 0,
+        "phase_start": start,  # wall time the current phase starts (its planned edge)
+        "entered": False,  # its start markers are written
+        "was_online": True,
+        "deadline": None,  # a drained phase: wall time it gives up
+        "end": None,  # a drained phase: wall time it ends (drained + after_drained_s)
+        "final_deadline": None,
+    }
+
+
 async def run_phases(
     fleet: Fleet,
     scenario: Scenario,
     abort: asyncio.Event | None = None,
     on_phase: Callable[[str], None] | None = None,
+    resume: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Drive the fleet through the scenario; returns the results dict (JSON-ready)."""
+    """Drive the fleet through the scenario; returns the results dict (JSON-ready).
+
+    The run's progress lives in ``fleet.run_state`` (``plan`` below, in every snapshot of a fleet with a
+    state store): the current phase, the wall-clock time it starts at, whether it was entered, a drained
+    phase's deadline and end, and the markers. ``resume`` is such a plan from a snapshot (the agent
+    restarted; the fleet was restored): the run continues where "now" is in the plan. Timed phases keep
+    their planned edges, a drained phase its original deadline; edges passed while the host was down
+    are crossed at once (the devices were off: they generated nothing meanwhile).
+    """
     abort = abort or asyncio.Event()
-    markers: list[dict] = []
-    edge = time.monotonic()  # the planned start of the current phase (timed edges do not drift)
-    fleet.start_clock(edge)
     phases = scenario.phases
-    fleet.schedule_online(phases[0].kind != "outage", edge)
+    now = time.monotonic()  # the planned start of the first phase (timed edges do not drift)
+    fleet.start_clock(now)
+    plan = new_plan(fleet.wall(now)) if resume is None else resume
+    markers: list[dict] = plan["markers"]
+    fleet.run_state = plan
+    if plan["stage"] == "final":
+        fleet.generating = False
+        fleet.schedule_online(True, now)
+    else:
+        i = plan["phase"]
+        online = phases[i].kind != "outage" if i < len(phases) else True
+        fleet.schedule_online(online, max(fleet.mono(plan["phase_start"]), now))
+        if on_phase and not plan["entered"] and i > 0:
+            on_phase(phases[i - 1].name)  # resumed before phase i's edge: the one before is running
     driver = asyncio.create_task(fleet.run())
-    started = time.time()
     status = "completed"
-    was_online = True
     try:
-        _marker(markers, "run_start")
-        for i, phase in enumerate(phases):
+        if not markers:
+            _marker(markers, "run_start")
+        if resume is not None:
+            fleet.counters.agent_restarts += 1
+            _marker(
+                markers,
+                "agent_restart",
+                down_s=round(time.time() - (fleet.last_alive or time.time()), 3),
+                restored_buffered=fleet.buffered,
+            )
+        fleet.checkpoint(wait=True)
+        while plan["stage"] == "phases" and plan["phase"] < len(phases):
+            i = plan["phase"]
+            phase = phases[i]
+            ahead = fleet.mono(plan["phase_start"]) - time.monotonic()
+            if ahead > 0:  # resumed before this phase's edge
+                await _wait(abort, ahead)
             if abort.is_set():
                 status = "aborted"
                 break
             if on_phase:
                 on_phase(phase.name)
             online = phase.kind != "outage"
-            at = round(fleet.wall(edge), 3)
-            if was_online and not online:
-                _marker(markers, "outage_start", phase=phase.name, at=at)
-            elif online and not was_online:
-                _marker(markers, "flush_start", phase=phase.name, at=at)
-            was_online = online
-            _marker(markers, "phase_start", phase=phase.name, kind=phase.kind, at=at)
+            if not plan["entered"]:
+                at = round(plan["phase_start"], 3)
+                if plan["was_online"] and not online:
+                    _marker(markers, "outage_start", phase=phase.name, at=at)
+                elif online and not plan["was_online"]:
+                    _marker(markers, "flush_start", phase=phase.name, at=at)
+                _marker(markers, "phase_start", phase=phase.name, kind=phase.kind, at=at)
+                plan.update(was_online=online, entered=True)
+                if phase.until == "drained":
+                    plan["deadline"] = time.time() + phase.max_s
+                fleet.checkpoint()
             next_online = phases[i + 1].kind != "outage" if i + 1 < len(phases) else True
             if phase.until == "drained":
-                deadline = time.monotonic() + phase.max_s
-                while time.monotonic() < deadline and not abort.is_set():
-                    if fleet.outage_backlog() == 0:
-                        _marker(markers, "drained", phase=phase.name)
-                        break
-                    await _wait(abort, 0.2)
-                else:
-                    if not abort.is_set():
-                        _marker(markers, "drain_timeout", phase=phase.name, backlog=fleet.outage_backlog())
-                edge = time.monotonic() + phase.after_drained_s
+                if plan["end"] is None:
+                    deadline = fleet.mono(plan["deadline"])
+                    while time.monotonic() < deadline and not abort.is_set():
+                        if fleet.outage_backlog() == 0:
+                            _marker(markers, "drained", phase=phase.name)
+                            break
+                        await _wait(abort, 0.2)
+                    else:
+                        if not abort.is_set():
+                            _marker(
+                                markers, "drain_timeout", phase=phase.name, backlog=fleet.outage_backlog()
+                            )
+                    plan["end"] = time.time() + phase.after_drained_s
+                    fleet.checkpoint()
+                edge = fleet.mono(plan["end"])
             else:
-                edge += phase.duration_s
+                edge = fleet.mono(plan["phase_start"]) + phase.duration_s
             # the next edge is known now: the tick loop switches the network exactly there
             fleet.schedule_online(next_online, edge)
+            plan.update(phase=i + 1, phase_start=fleet.wall(edge), entered=False, deadline=None, end=None)
             await _wait(abort, edge - time.monotonic())
-        if not was_online:
-            _marker(markers, "flush_start", phase="final", at=round(fleet.wall(edge), 3))
-        fleet._generate_due(edge, time.monotonic())  # readings due before the planned end still count
-        fleet.generating = False
-        _marker(markers, "generation_stop")
-        deadline = time.monotonic() + scenario.final_drain_s
+        if plan["stage"] == "phases":
+            edge = fleet.mono(plan["phase_start"])  # the planned end of the last phase reached
+            if not plan["was_online"]:
+                _marker(markers, "flush_start", phase="final", at=round(plan["phase_start"], 3))
+            fleet._generate_due(edge, time.monotonic())  # readings due before the planned end still count
+            fleet.generating = False
+            _marker(markers, "generation_stop")
+            plan.update(stage="final", final_deadline=time.time() + scenario.final_drain_s)
+            fleet.checkpoint()
+        deadline = fleet.mono(plan["final_deadline"])
         while fleet.buffered > 0 and time.monotonic() < deadline and not abort.is_set():
             await _wait(abort, 0.2)
         _marker(markers, "run_end", buffered=fleet.buffered)
@@ -92,7 +154,7 @@ async def run_phases(
     finally:
         fleet.stop()
         await driver
-    return results(fleet, scenario, markers, started, status)
+    return results(fleet, scenario, markers, plan["started"], status)
 
 
 async def _wait(abort: asyncio.Event, seconds: float) -> None:

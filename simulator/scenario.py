@@ -17,6 +17,7 @@ import yaml
 PROTOCOLS = ("ibp1", "legacy-bin", "legacy-json")
 OVERFLOW = ("drop-oldest", "drop-newest")
 PHASE_KINDS = ("normal", "outage", "recovery")
+FAULT_ACTIONS = ("broker-restart", "gateway-restart", "link-impair", "partition", "agent-reboot")
 
 
 class ScenarioError(ValueError):
@@ -64,9 +65,44 @@ class Phase:
 
 
 @dataclass
+class FaultEvent:
+    """One fault injected on the deployed hosts during a distributed run (ansible/burst.yml, docs/faults.md).
+
+    ``at_s`` counts from the flush: the start of the first recovery phase (T0 + the timed phases before it).
+    ``target`` is the index of the host in its group (brokers, gateways or agents), or -1 for every agent
+    (link-impair only).
+    """
+
+    action: Literal["broker-restart", "gateway-restart", "link-impair", "partition", "agent-reboot"]
+    at_s: float = 2.0
+    name: str = ""
+    target: int = 0
+    # broker-restart: the broker stays stopped this long before it is started again
+    down_s: float = 10.0
+    # gateway-restart: SIGTERM (systemctl restart, a clean drain) or SIGKILL (systemd restarts it)
+    signal: Literal["SIGTERM", "SIGKILL"] = "SIGTERM"
+    # link-impair and partition: how long the link stays impaired or cut
+    duration_s: float = 15.0
+    # link-impair (tc netem where the kernel has it, else the NFQUEUE impairer: simulator/impair.py)
+    loss_percent: float = 0.0
+    delay_ms: float = 0.0
+    jitter_ms: float = 0.0
+    reorder_percent: float = 0.0
+
+    @property
+    def label(self) -> str:
+        return self.name or (
+            f"{self.action}-{self.signal.lower()}" if self.action == "gateway-restart" else self.action
+        )
+
+
+@dataclass
 class Faults:
+    # In-process faults of the simulator itself: datagrams and answers it pretends the network lost.
     loss_percent: float = 0.0
     ack_loss_percent: float = 0.0
+    # Host-level faults during the flush, injected by ansible/burst.yml on the deployed hosts.
+    events: list[FaultEvent] = field(default_factory=list)
 
 
 @dataclass
@@ -74,6 +110,9 @@ class Slos:
     all_delivered: bool = True
     min_peak_rate: float = 5000.0
     recovery_within_s: float = 30.0
+    # false: do not judge latency recovery (fault scenarios throttle the flush so a fault can hit it,
+    # and the throttle keeps latency above the pre-outage baseline for good)
+    check_recovery: bool = True
     max_errors: int = 0
     # Distributed runs (ansible/burst.yml): refuse to start when an agent's clock is further off.
     max_clock_skew_ms: float = 50.0
@@ -118,6 +157,14 @@ _RANGES: dict[str, tuple[float | None, float | None]] = {
     "phases.after_drained_s": (0, 3600),
     "faults.loss_percent": (0, 100),
     "faults.ack_loss_percent": (0, 100),
+    "faults.events.at_s": (0, 3600),
+    "faults.events.target": (-1, 10_000),
+    "faults.events.down_s": (0, 3600),
+    "faults.events.duration_s": (0.1, 3600),
+    "faults.events.loss_percent": (0, 100),
+    "faults.events.delay_ms": (0, 60_000),
+    "faults.events.jitter_ms": (0, 60_000),
+    "faults.events.reorder_percent": (0, 100),
     "slos.min_peak_rate": (0, None),
     "slos.recovery_within_s": (0, None),
     "slos.max_errors": (0, None),
@@ -239,6 +286,44 @@ def _check(ctx: _Ctx, scn: Scenario) -> None:
             ctx.fail(f"{p}.until", "'drained' is only meaningful for a recovery phase")
         if ph.until == "time" and ph.duration_s <= 0:
             ctx.fail(f"{p}.duration_s", "must be > 0 (or set until: drained on a recovery phase)")
+    _check_faults(ctx, scn)
+
+
+def flush_offset_s(scn: Scenario) -> float | None:
+    """Seconds from T0 to the flush (the first recovery phase), when every phase before it is timed."""
+    offset = 0.0
+    for ph in scn.phases:
+        if ph.kind == "recovery":
+            return offset
+        if ph.until != "time":
+            return None
+        offset += ph.duration_s
+    return None
+
+
+def _check_faults(ctx: _Ctx, scn: Scenario) -> None:
+    events = scn.faults.events
+    if events and flush_offset_s(scn) is None:
+        ctx.fail(
+            "faults.events",
+            "faults run during the flush: the scenario needs a recovery phase after timed phases",
+        )
+    labels = set()
+    for i, ev in enumerate(events):
+        p = f"faults.events[{i}]"
+        if ev.label in labels:
+            ctx.fail(f"{p}.name", f"two faults are called {ev.label!r}; give each a distinct name")
+        labels.add(ev.label)
+        if ev.target < 0 and ev.action != "link-impair":
+            ctx.fail(f"{p}.target", "-1 (every agent) is only for link-impair; give a host index (0 = first)")
+        if ev.action == "link-impair" and not (ev.loss_percent or ev.delay_ms or ev.reorder_percent):
+            ctx.fail(p, "link-impair needs at least one of loss_percent, delay_ms, reorder_percent")
+        if ev.jitter_ms > ev.delay_ms:
+            ctx.fail(f"{p}.jitter_ms", "must be <= delay_ms")
+        if ev.reorder_percent and not ev.delay_ms:
+            ctx.fail(
+                f"{p}.reorder_percent", "reordering needs a delay_ms (the reordered share skips the delay)"
+            )
 
 
 def parse(text: str, source: str = "<scenario>") -> Scenario:

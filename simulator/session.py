@@ -66,7 +66,9 @@ async def audit_bundle(
     flush_ms = int(phases["flush_start"] * 1000) if phases["flush_start"] else None
     outage_ms = int(phases["outage_start"] * 1000) if phases["outage_start"] else None
     col = await auditor.consume(bootstrap, topic, run_id, flush_ms, outage_ms)
-    result = auditor.evaluate(col, agents, scn.slos if scn else Slos(), run_id, extra_errors)
+    faults_file = out / "faults.json"
+    faults = json.loads(faults_file.read_text()) if faults_file.exists() else None
+    result = auditor.evaluate(col, agents, scn.slos if scn else Slos(), run_id, extra_errors, faults)
     result["kafka"] = {"bootstrap": bootstrap, "topic": topic}
     result["scenario"] = dataclasses.asdict(scn)["name"]
     bundle.write_audit(out, result, agents, text)

@@ -455,8 +455,25 @@ def start_host(sc: Scenario, host: Host) -> int:
         "--link-journal=no",
         "--console=pipe",
     ]
+    # A reboot inside the container ends systemd-nspawn with status 133; this small supervisor boots it
+    # again (as systemd-nspawn@.service does), so "reboot an agent host mid-flush" works on test hosts.
+    # SIGTERM to the supervisor is passed on to systemd-nspawn (a clean poweroff of the container).
+    supervisor = (
+        'trap \'kill -TERM "$child" 2>/dev/null; wait "$child"; exit 0\' TERM INT\n'
+        "while :; do\n"
+        '  rm -rf "$0"\n'
+        '  "$@" & child=$!\n'
+        '  wait "$child"; rc=$?\n'
+        '  [ "$rc" -eq 133 ] || exit "$rc"\n'
+        '  echo "[nspawn-hosts] container rebooted; booting it again" >&2\n'
+        "done"
+    )
     proc = subprocess.Popen(
-        cmd, stdin=subprocess.DEVNULL, stdout=logfile, stderr=logfile, start_new_session=True
+        ["/bin/sh", "-c", supervisor, str(PROPAGATE_DIR / host.machine), *cmd],
+        stdin=subprocess.DEVNULL,
+        stdout=logfile,
+        stderr=logfile,
+        start_new_session=True,
     )
     logfile.close()
     return proc.pid
@@ -522,12 +539,23 @@ def pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def container_pidns(nspawn_pid: int, deadline: float) -> str:
-    """The PID namespace of the container systemd-nspawn started (to find strays at destroy)."""
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            out += [int(c) for c in children.read_text().split()]
+    return out
+
+
+def container_pidns(supervisor_pid: int, deadline: float) -> str:
+    """The PID namespace of the container (supervisor -> systemd-nspawn -> the container's init), to
+    find strays at destroy. It changes when the container reboots."""
     own = os.readlink("/proc/self/ns/pid")
-    while time.monotonic() < deadline and pid_alive(nspawn_pid):
-        for children in Path(f"/proc/{nspawn_pid}/task").glob("*/children"):
-            for child in children.read_text().split():
+    while time.monotonic() < deadline and pid_alive(supervisor_pid):
+        level = [supervisor_pid]
+        for _ in range(3):
+            level = [c for pid in level for c in _children(pid)]
+            for child in level:
                 with contextlib.suppress(OSError):
                     ns = os.readlink(f"/proc/{child}/ns/pid")
                     if ns != own:
@@ -551,6 +579,9 @@ def pids_in_namespace(pidns: str) -> list[int]:
 def stop_host(host: Host) -> None:
     base = Path(host.directory)
     if pid_alive(host.pid):
+        host.pidns = (
+            container_pidns(host.pid, time.monotonic() + 1) or host.pidns
+        )  # after a reboot: the new one
         with contextlib.suppress(ProcessLookupError):
             os.kill(host.pid, signal.SIGTERM)  # nspawn asks the container's systemd to power off
         deadline = time.monotonic() + STOP_TIMEOUT_S
@@ -558,8 +589,9 @@ def stop_host(host: Host) -> None:
             time.sleep(0.2)
         if pid_alive(host.pid):
             log(f"host {host.name}: no clean poweroff within {STOP_TIMEOUT_S:.0f}s, killing")
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(host.pid, signal.SIGKILL)
+            for pid in [*_children(host.pid), host.pid]:  # systemd-nspawn, then its supervisor
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + STOP_TIMEOUT_S
     while (strays := pids_in_namespace(host.pidns)) and time.monotonic() < deadline:
         for pid in strays:  # left behind if systemd-nspawn itself was killed

@@ -78,7 +78,12 @@ def test_drop_newest_keeps_the_oldest() -> None:
     for _ in range(5):
         fleet._new_reading(dev, 1, time.monotonic())
     assert fleet.buffered == 2 and dev.base_seq == dev.first_seq
-    assert dev.drops == [[dev.first_seq + 2, dev.first_seq + 4]]
+    # refused readings take no sequence: the buffer stays contiguous and the next stored reading is +2
+    assert dev.drops == [] and dev.dropped == 3 and fleet.counters.dropped_overflow == 3
+    assert dev.next_seq == dev.first_seq + 2
+    dev.ack_to(dev.first_seq + 1)
+    fleet._new_reading(dev, 2, time.monotonic())
+    assert list(dev.buf) == [1, 2] and dev.base_seq == dev.first_seq + 1 and dev.next_seq == dev.first_seq + 3
 
 
 def test_lost_acks_are_retransmitted_until_everything_is_acked() -> None:

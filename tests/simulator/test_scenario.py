@@ -8,15 +8,81 @@ from pathlib import Path
 
 import pytest
 
-from simulator.scenario import ScenarioError, load, parse
+from simulator.scenario import ScenarioError, flush_offset_s, load, parse
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-@pytest.mark.parametrize("name", ["thundering-herd", "herd-10k", "herd-100k-multihost", "smoke"])
+SHIPPED = sorted(str(p.relative_to(ROOT / "scenarios")) for p in (ROOT / "scenarios").rglob("*.yml"))
+
+
+@pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_scenarios_validate(name: str) -> None:
-    scn, _ = load(ROOT / "scenarios" / f"{name}.yml")
+    scn, _ = load(ROOT / "scenarios" / name)
     assert scn.phases and scn.devices.count >= 200
+
+
+def test_every_fault_action_has_a_shipped_matrix_scenario() -> None:
+    seen = set()
+    for path in sorted((ROOT / "scenarios" / "faults").glob("*.yml")):
+        scn, _ = load(path)
+        assert len(scn.faults.events) == 1, f"{path.name}: a matrix scenario injects exactly one fault"
+        ev = scn.faults.events[0]
+        seen.add(ev.label)
+        assert ev.at_s < scn.phases[-1].max_s, f"{path.name}: the fault must fall inside the flush"
+    assert {"broker-restart", "gateway-restart-sigterm", "gateway-restart-sigkill", "partition"} <= seen
+    assert {"agent-reboot", "link-impair"} <= seen
+
+
+FAULTY = """phases:
+  - {name: n, kind: normal, duration_s: 3}
+  - {name: o, kind: outage, duration_s: 5}
+  - {name: r, kind: recovery, until: drained}
+faults:
+  events:
+"""
+
+
+def test_fault_events_parse_with_their_flush_offset() -> None:
+    scn = parse(
+        FAULTY
+        + "    - {action: gateway-restart, signal: SIGKILL, at_s: 1.5}\n"
+        + "    - {action: link-impair, target: -1, loss_percent: 5, delay_ms: 40, jitter_ms: 10, reorder_percent: 20}\n"
+    )
+    kill, impair = scn.faults.events
+    assert (kill.label, kill.at_s, kill.target) == ("gateway-restart-sigkill", 1.5, 0)
+    assert (impair.label, impair.target, impair.delay_ms) == ("link-impair", -1, 40)
+    assert flush_offset_s(scn) == 8
+
+
+@pytest.mark.parametrize(
+    ("event", "key", "words"),
+    [
+        ("{action: reboot}", "faults.events[0].action", "one of broker-restart"),
+        ("{action: partition, target: -1}", "faults.events[0].target", "only for link-impair"),
+        ("{action: link-impair}", "faults.events[0]", "at least one of loss_percent"),
+        ("{action: link-impair, delay_ms: 5, jitter_ms: 9}", "faults.events[0].jitter_ms", "<= delay_ms"),
+        ("{action: link-impair, reorder_percent: 5}", "faults.events[0].reorder_percent", "needs a delay_ms"),
+        ("{action: gateway-restart, signal: SIGHUP}", "faults.events[0].signal", "SIGTERM, SIGKILL"),
+        ("{action: broker-restart, at_s: -2}", "faults.events[0].at_s", "0..3600"),
+    ],
+)
+def test_bad_fault_events_name_the_key(event: str, key: str, words: str) -> None:
+    with pytest.raises(ScenarioError) as err:
+        parse(FAULTY + f"    - {event}\n", "bad.yml")
+    msg = str(err.value)
+    assert msg.startswith(f"bad.yml:7: key '{key}'"), msg
+    assert words in msg
+
+
+def test_two_faults_with_one_name_are_refused() -> None:
+    with pytest.raises(ScenarioError, match="distinct name"):
+        parse(FAULTY + "    - {action: partition}\n    - {action: partition, at_s: 9}\n")
+
+
+def test_faults_need_a_flush_after_timed_phases() -> None:
+    with pytest.raises(ScenarioError, match="recovery phase"):
+        parse("phases: [{name: n, kind: normal, duration_s: 3}]\nfaults: {events: [{action: partition}]}\n")
 
 
 def test_thundering_herd_is_the_pilot_test() -> None:

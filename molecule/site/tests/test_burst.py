@@ -17,31 +17,35 @@ INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def test_smoke_burst_from_both_agents_is_audited_with_nothing_missing(tmp_path: Path) -> None:
+def _burst(tmp_path: Path, scenario: str, run_id: str) -> subprocess.CompletedProcess:
     gw = testinfra.get_host("ansible://gateway-1", ansible_inventory=INVENTORY)
     config = yaml.safe_load(gw.file("/etc/iot-gateway/gateway.yml").content_string)
     playbook = Path(sys.executable).with_name("ansible-playbook")
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible" / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0")
-    result = subprocess.run(
+    return subprocess.run(
         [
             str(playbook),
             "-i",
             INVENTORY,
             str(ROOT / "ansible" / "burst.yml"),
             "-e",
-            "scenario=scenarios/smoke.yml",
+            f"scenario={scenario}",
             "-e",
             f"kafka_bootstrap_servers={config['kafka']['bootstrap_servers']}",
             "-e",
             f"burst_reports_dir={tmp_path}",
             "-e",
-            "burst_run_id=site-smoke",
+            f"burst_run_id={run_id}",
         ],
         capture_output=True,
         text=True,
         env=env,
         timeout=600,
     )
+
+
+def test_smoke_burst_from_both_agents_is_audited_with_nothing_missing(tmp_path: Path) -> None:
+    result = _burst(tmp_path, "scenarios/smoke.yml", "site-smoke")
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     bundle = tmp_path / "site-smoke"
     audit = json.loads((bundle / "audit.json").read_text())
@@ -55,3 +59,29 @@ def test_smoke_burst_from_both_agents_is_audited_with_nothing_missing(tmp_path: 
     assert set(tuning) == {"broker-1", "gateway-1", "agent-1", "agent-2"}
     assert "PASS  all_delivered" in result.stdout
     assert not (bundle / ".token").exists(), "the controller's token file must not stay in the bundle"
+
+
+def test_gateway_sigkill_and_agent_partition_during_the_flush_lose_nothing(tmp_path: Path) -> None:
+    """The fault path end to end: injector on the hosts, logs in the bundle, 0 missing, duplicates explained."""
+    result = _burst(tmp_path, "scenarios/smoke-faults.yml", "site-faults")
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    bundle = tmp_path / "site-faults"
+    audit = json.loads((bundle / "audit.json").read_text())
+    assert audit["missing"] == 0 and audit["buffered_delivered"] == audit["buffered_expected"] > 0, audit[
+        "reasons"
+    ]
+    assert audit["verdict"] == "PASS", audit["reasons"]
+    rows = {f["label"]: f for f in audit["faults"]}
+    assert set(rows) == {"gateway-restart-sigkill", "partition"}
+    kill, cut = rows["gateway-restart-sigkill"], rows["partition"]
+    assert kill["host"] == "gateway-1" and cut["host"] == "agent-1"
+    flush = audit["phases"]["flush_start"]
+    for f in (kill, cut):
+        assert f["error"] is None and f["started_at"] is not None and f["ended_at"] is not None, f
+        assert 1.0 <= f["started_at"] - flush <= 4.0, f  # planned 2 s into the flush
+    assert 3.5 <= cut["lasted_s"] <= 6.0, cut
+    assert (
+        sum(f["duplicates"] for f in audit["faults"]) + audit["unexplained_duplicates"] == audit["duplicates"]
+    )
+    assert (bundle / "faults-plan.json").is_file() and (bundle / "faults.json").is_file()
+    assert "gateway-restart-sigkill on gateway-1" in (bundle / "summary.txt").read_text()

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The fault matrix: run ansible/burst.yml once per fault scenario on an inventory, then write one
+# report of all runs (python -m simulator.matrix). See docs/faults.md.
+#   scripts/fault-matrix.sh INVENTORY SCENARIO.yml [SCENARIO.yml ...]
+# Every run goes on even when one fails; the exit code is the matrix's verdict.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+if [ $# -lt 2 ]; then
+  echo "usage: scripts/fault-matrix.sh INVENTORY SCENARIO.yml [SCENARIO.yml ...]" >&2
+  exit 2
+fi
+inventory=$1
+shift
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+bundles=()
+n=0
+for scenario in "$@"; do
+  n=$((n + 1))
+  name=$(basename "$scenario" .yml)
+  run_id="matrix-$stamp-$name"
+  echo "== fault matrix $n/$#: $name (run $run_id)"
+  start=$(date +%s)
+  if ANSIBLE_CONFIG=ansible/ansible.cfg .venv/bin/ansible-playbook -i "$inventory" ansible/burst.yml \
+    -e scenario="$scenario" -e burst_run_id="$run_id"; then
+    echo "== $name: PASS in $(($(date +%s) - start)) s"
+  else
+    echo "== $name: FAILED in $(($(date +%s) - start)) s (its row says why)"
+  fi
+  bundles+=("reports/$run_id")
+done
+.venv/bin/python -m simulator.matrix --out "reports/fault-matrix-$stamp" "${bundles[@]}"

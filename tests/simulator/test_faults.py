@@ -1,0 +1,228 @@
+"""Faults of a distributed run: the plan, the injector script on a real network namespace, the log
+collection, the audit's attribution of duplicates, and the matrix report."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from simulator import audit, faults, matrix
+from simulator.scenario import ScenarioError, parse
+
+ROOT = Path(__file__).resolve().parents[2]
+INJECTOR = ROOT / "ansible" / "files" / "ibp-fault"
+
+SCENARIO = """phases:
+  - {name: n, kind: normal, duration_s: 10}
+  - {name: o, kind: outage, duration_s: 30}
+  - {name: r, kind: recovery, until: drained}
+faults:
+  events:
+"""
+GROUPS = {"brokers": ["b0"], "gateways": ["g0"], "agents": ["a0", "a1", "a2"]}
+
+
+def _plan(events: str) -> list[dict]:
+    return faults.plan(parse(SCENARIO + events), 1000.0, GROUPS, ("10.0.0.5", 5000))
+
+
+def test_plan_puts_each_fault_on_its_host_at_flush_plus_at_s() -> None:
+    entries = _plan(
+        "    - {action: broker-restart, at_s: 3, down_s: 8}\n"
+        "    - {action: gateway-restart, signal: SIGKILL, at_s: 2}\n"
+        "    - {action: agent-reboot, target: 1}\n"
+    )
+    by = {e["label"]: e for e in entries}
+    assert by["broker-restart"]["host"] == "b0" and by["broker-restart"]["planned_at"] == 1043.0
+    assert by["broker-restart"]["argv"] == ["broker-restart", "automq", "8"]
+    assert by["gateway-restart-sigkill"]["argv"] == ["gateway-restart", "iot-gateway", "SIGKILL"]
+    assert by["agent-reboot"]["host"] == "a1" and by["agent-reboot"]["params"] == {"at_s": 2.0}
+
+
+def test_link_impair_on_every_agent_expands_to_one_entry_per_host() -> None:
+    entries = _plan(
+        "    - {action: link-impair, target: -1, delay_ms: 40, jitter_ms: 10, reorder_percent: 20}\n"
+    )
+    assert [e["host"] for e in entries] == ["a0", "a1", "a2"]
+    assert entries[0]["argv"][:5] == [
+        "link-impair",
+        "/opt/iot-simulator/venv/bin/python",
+        "10.0.0.5",
+        "5000",
+        "15",
+    ]
+
+
+def test_a_target_beyond_the_group_names_the_key_and_the_hosts() -> None:
+    with pytest.raises(
+        ScenarioError, match=r"faults.events\[0\].target: 5 .*'agents', which has 3 host\(s\) \(a0, a1, a2\)"
+    ):
+        _plan("    - {action: partition, target: 5}\n")
+
+
+def _bundle(tmp_path: Path, entries: list[dict], logs: dict[str, list[dict]], agents: list[dict]) -> Path:
+    b = tmp_path / "run"
+    (b / "agents").mkdir(parents=True)
+    (b / "faults-plan.json").write_text(json.dumps(entries))
+    for i, r in enumerate(agents):
+        (b / "agents" / f"{i}.json").write_text(json.dumps(r))
+    for host_label, lines in logs.items():
+        host, label = host_label.split("/")
+        d = b / "faults" / host
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"{label}.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines) + '{"event": "torn')
+    return b
+
+
+def test_collect_reads_the_logs_and_takes_a_reboot_end_from_the_agent(tmp_path: Path) -> None:
+    entries = _plan(
+        "    - {action: gateway-restart, signal: SIGKILL}\n    - {action: agent-reboot, target: 1}\n"
+    )
+    logs = {
+        "g0/gateway-restart-sigkill": [
+            {"event": "scheduled", "ts": 1000.0},
+            {"event": "start", "ts": 1042.01},
+            {"event": "end", "ts": 1044.5},
+        ],
+        "a1/agent-reboot": [{"event": "start", "ts": 1042.02}],
+    }
+    agents = [{"agent_index": 1, "markers": [{"event": "agent_restart", "ts": 1049.0, "down_s": 7.0}]}]
+    rows = faults.collect(_bundle(tmp_path, entries, logs, agents))
+    kill, reboot = rows
+    assert (kill["started_at"], kill["ended_at"], kill["lasted_s"], kill["error"]) == (
+        1042.01,
+        1044.5,
+        2.49,
+        None,
+    )
+    assert kill["late_s"] == pytest.approx(0.01)
+    assert reboot["ended_at"] == 1049.0 and "resumed" in reboot["note"]
+
+
+def test_collect_reports_a_fault_that_never_ran(tmp_path: Path) -> None:
+    entries = _plan("    - {action: partition}\n")
+    rows = faults.collect(_bundle(tmp_path, entries, {}, []))
+    assert rows[0]["started_at"] is None and "no log" in rows[0]["error"]
+    verdict = audit.fault_verdict(audit.attribute_duplicates(rows, [])["faults"])
+    assert not verdict["pass"] and "0 of 1" in verdict["reason"]
+
+
+def test_duplicates_are_attributed_to_the_fault_window_they_land_in() -> None:
+    rows = [
+        {
+            "label": "gateway-restart-sigkill",
+            "action": "gateway-restart",
+            "started_at": 100.0,
+            "ended_at": 102.0,
+        },
+        {"label": "partition", "action": "partition", "started_at": 300.0, "ended_at": 310.0},
+    ]
+    out = audit.attribute_duplicates(rows, [101_000, 125_000, 250_000, 311_000])
+    assert [f["duplicates"] for f in out["faults"]] == [2, 1]
+    assert out["unexplained_duplicates"] == 1
+    assert "high-water mark" in out["faults"][0]["duplicate_cause"]
+
+
+@pytest.fixture
+def netns() -> str:
+    if shutil.which("iptables") is None or shutil.which("ip") is None:
+        pytest.fail("iptables and iproute2 are needed (make setup installs them)")
+    name = f"ibpf-{uuid.uuid4().hex[:6]}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True)
+    yield name
+    subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def test_the_injector_cuts_and_heals_a_partition_and_logs_it(netns: str, tmp_path: Path) -> None:
+    """ibp-fault itself, in its own network namespace: rules in place for the duration, gone after."""
+    at = time.time() + 0.5
+    proc = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            netns,
+            str(INJECTOR),
+            "run1",
+            "partition",
+            f"{at:.3f}",
+            "partition",
+            "127.0.0.9",
+            "1.5",
+        ],
+        env={"IBP_FAULT_DIR": str(tmp_path), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+    )
+    time.sleep(1.2)
+    during = subprocess.run(
+        ["ip", "netns", "exec", netns, "iptables", "-S"], capture_output=True, text=True
+    ).stdout
+    assert proc.wait(timeout=10) == 0
+    after = subprocess.run(
+        ["ip", "netns", "exec", netns, "iptables", "-S"], capture_output=True, text=True
+    ).stdout
+    assert "-A OUTPUT -d 127.0.0.9/32" in during and "-A INPUT -s 127.0.0.9/32" in during
+    assert "127.0.0.9" not in after
+    log = [json.loads(x) for x in (tmp_path / "run1" / "partition.jsonl").read_text().splitlines()]
+    events = [e["event"] for e in log]
+    assert events == ["scheduled", "start", "end"]
+    start, end = log[1]["ts"], log[2]["ts"]
+    assert at - 0.05 <= start <= at + 0.5
+    assert 1.4 <= end - start <= 2.5
+
+
+def test_the_injector_refuses_bad_arguments_and_logs_the_error(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(INJECTOR), "run2", "x", f"{time.time():.3f}", "gateway-restart", "iot-gateway"],
+        env={"IBP_FAULT_DIR": str(tmp_path), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1 and "gateway-restart needs SERVICE SIGTERM|SIGKILL" in result.stderr
+    log = [json.loads(x) for x in (tmp_path / "run2" / "x.jsonl").read_text().splitlines()]
+    assert log[-1]["event"] == "error"
+
+
+def test_matrix_report_has_one_row_per_run_and_fails_a_run_without_audit(tmp_path: Path) -> None:
+    good = tmp_path / "r1"
+    good.mkdir()
+    fault = {
+        "label": "partition",
+        "action": "partition",
+        "host": "a0",
+        "started_at": 50.0,
+        "ended_at": 60.0,
+        "lasted_s": 10.0,
+        "duplicates": 0,
+    }
+    (good / "audit.json").write_text(
+        json.dumps(
+            {
+                "run_id": "r1",
+                "phases": {"flush_start": 47.0},
+                "faults": [fault],
+                "delivered": 100,
+                "missing": 0,
+                "duplicates": 0,
+                "buffered_delivered": 50,
+                "buffered_expected": 50,
+                "peak_rate_during_flush": 900,
+                "drain_time_s": 4.0,
+                "verdict": "PASS",
+                "slos": [{"slo": "all_delivered", "pass": True}],
+                "timeline": [{"t": 46, "rate": 10}, {"t": 48, "rate": 900}],
+            }
+        )
+    )
+    out = tmp_path / "matrix"
+    rows = matrix.write(out, [good, tmp_path / "r2"])
+    assert rows[0]["fault"] == "partition" and rows[0]["fault_at_s"] == 3.0 and rows[0]["missing"] == 0
+    assert rows[1]["verdict"] == "FAIL" and "no audit.json" in rows[1]["error"]
+    assert json.loads((out / "matrix.json").read_text())["verdict"] == "FAIL"
+    assert "partition" in (out / "matrix.txt").read_text() and "<img" in (out / "matrix.html").read_text()
