@@ -116,3 +116,56 @@ def test_agent_takes_its_slice_of_the_fleet(host):
         assert loaded["devices"] == hi - lo
     finally:
         _call(host, "POST", "/abort", token)
+
+
+def test_fault_tools_are_installed(host):
+    assert host.exists("iptables") and host.exists("tc")
+
+
+def test_a_killed_agent_resumes_its_run_from_the_state_dir(host):
+    """SIGKILL mid-run: systemd restarts the agent, which picks the run up from its journal on disk."""
+    import time
+
+    fact, token = _fact(host), _token(host)
+    state = host.file("/var/lib/iot-simulator")
+    assert state.is_directory and state.user == "iot-sim" and state.mode == 0o700
+    assert "--state-dir /var/lib/iot-simulator" in host.check_output(f"systemctl show {SERVICE} -p ExecStart")
+    scenario = (
+        "devices: {count: 50}\n"
+        "phases:\n"
+        "  - {name: normal, kind: normal, duration_s: 1}\n"
+        "  - {name: outage, kind: outage, duration_s: 120}\n"
+        "  - {name: recovery, kind: recovery, until: drained, max_s: 5}\n"
+    )
+    run_id = f"molecule-resume-{fact['agent_index']}"
+    body = {
+        "scenario": scenario,
+        "run_id": run_id,
+        "agent_index": 0,
+        "agent_count": 1,
+        "gateway": "127.0.0.1:9",
+    }
+    try:
+        assert _call(host, "POST", "/scenario", token, body)[0] == 200
+        assert _call(host, "POST", "/arm", token, {"t0": time.time() + 1})[0] == 200
+        time.sleep(4)
+        _, before = _call(host, "GET", "/status", token)
+        assert before["state"] == "running" and before["phase"] == "outage", before
+        assert host.file("/var/lib/iot-simulator/run.json").exists
+        invocation = host.check_output(f"systemctl show {SERVICE} -p InvocationID --value")
+        host.run_expect([0], f"kill -KILL $(systemctl show -p MainPID --value {SERVICE})")
+        deadline = time.time() + 60
+        after: dict = {}
+        while time.time() < deadline:
+            time.sleep(1)
+            try:
+                status, after = _call(host, "GET", "/status", token)
+            except OSError:
+                continue
+            if status == 200 and after.get("run_id") == run_id and after.get("state") == "running":
+                break
+        assert host.check_output(f"systemctl show {SERVICE} -p InvocationID --value") != invocation
+        assert after.get("run_id") == run_id and after.get("state") == "running", after
+        assert after["phase"] == "outage" and after["buffered"] >= before["buffered"] > 0, (before, after)
+    finally:
+        _call(host, "POST", "/abort", token)
