@@ -422,6 +422,12 @@ def prepare_host(cache: Cache, sc: Scenario, host: Host, rootfs: Path, pubkey: s
         "[Match]\nName=host0\n\n[Network]\n"
         f"Address={host.address}/24\nGateway={sc.gateway}\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n"
     )
+    # In these containers systemd cannot kill a unit's cgroup (cgroup.kill: EIO), so at shutdown it waits
+    # the full stop timeout for the user manager an SSH login left (90 s, then 30 s more after SIGKILL):
+    # a reboot would take two minutes. A short stop timeout for user managers makes it take seconds.
+    dropin = root / "etc/systemd/system/user@.service.d"
+    dropin.mkdir(parents=True, exist_ok=True)
+    (dropin / "10-ibp-test-host.conf").write_text("[Service]\nTimeoutStopSec=3s\n")
     ssh_dir = root / "root/.ssh"
     ssh_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     (ssh_dir / "authorized_keys").write_text(pubkey)
