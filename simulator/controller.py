@@ -18,12 +18,15 @@ from simulator.errors import ControllerError
 from simulator.scenario import Scenario
 from simulator.session import effective_config
 
+# What a request to an agent can fail with: an error answer, a refused or cut connection, no answer.
+AGENT_ERRORS = (httpapi.HttpError, OSError, TimeoutError)
+
 
 async def _all(agents: list[str], fn: Callable[[int, str], Any]) -> list[Any]:
     async def one(i: int, a: str) -> Any:
         try:
             return await fn(i, a)
-        except (httpapi.HttpError, OSError, TimeoutError) as exc:
+        except AGENT_ERRORS as exc:
             raise ControllerError(f"agent {a}: {exc}") from None
 
     return await asyncio.gather(*(one(i, a) for i, a in enumerate(agents)))
@@ -52,7 +55,7 @@ async def _poll(agent: str, token: str, silent_since: dict[str, float], limit_s:
     """One agent's status; an agent that does not answer is "unreachable" until ``limit_s`` runs out."""
     try:
         status = await httpapi.request(agent, "GET", "/status", token, wait_s=5)
-    except (httpapi.HttpError, OSError, TimeoutError) as exc:
+    except AGENT_ERRORS as exc:
         first = silent_since.setdefault(agent, time.time())
         if time.time() - first > limit_s:
             raise ControllerError(f"agent {agent}: no answer for {limit_s:g} s ({exc})") from None

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from simulator.bundle import load_agent_results
 from simulator.scenario import FaultEvent, Scenario, ScenarioError, flush_offset_s, load
 
 GROUP_OF = {
@@ -118,10 +119,6 @@ def _relevant(action: str, key: str) -> bool:
     )
 
 
-def log_name(entry: dict[str, Any]) -> str:
-    return f"{entry['label']}.jsonl"
-
-
 def read_log(path: Path) -> list[dict[str, Any]]:
     """JSON lines; a torn last line (the host went down while writing) is skipped."""
     events = []
@@ -139,14 +136,13 @@ def collect(bundle: Path) -> list[dict[str, Any]]:
     """faults.json from the plan, the fetched logs (``faults/<host>/<label>.jsonl``) and the agents' results."""
     entries = json.loads((bundle / "faults-plan.json").read_text())
     restarts: dict[int, float] = {}
-    for f in sorted((bundle / "agents").glob("*.json")):
-        r = json.loads(f.read_text())
+    for r in load_agent_results(bundle):
         for m in r.get("markers", []):
             if m.get("event") == "agent_restart":
                 restarts.setdefault(int(r.get("agent_index", -1)), float(m["ts"]))
     out = []
     for e in entries:
-        log = read_log(bundle / "faults" / e["host"] / log_name(e))
+        log = read_log(bundle / "faults" / e["host"] / f"{e['label']}.jsonl")
         first = {}
         for ev in log:
             first.setdefault(ev.get("event"), ev)

@@ -20,11 +20,15 @@ from pathlib import Path
 from typing import Any
 
 
-def row(bundle: Path) -> dict[str, Any]:
+def load(bundle: Path) -> dict[str, Any] | None:
+    """The run's audit.json, or None when the run did not get that far."""
     audit_file = bundle / "audit.json"
-    if not audit_file.exists():
+    return json.loads(audit_file.read_text()) if audit_file.exists() else None
+
+
+def row(bundle: Path, audit: dict[str, Any] | None) -> dict[str, Any]:
+    if audit is None:
         return {"run": bundle.name, "verdict": "FAIL", "error": "no audit.json (the run did not finish)"}
-    audit = json.loads(audit_file.read_text())
     flush = (audit.get("phases") or {}).get("flush_start")
     faults = audit.get("faults") or []
     hit = [f for f in faults if f.get("started_at") is not None]
@@ -84,13 +88,12 @@ def _fmt(v: Any) -> str:
     return f"{v:,}" if isinstance(v, int) else str(v)
 
 
-def _plot(bundles: list[Path]) -> str:
+def _plot(audits: list[dict[str, Any]]) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    audits = [json.loads((b / "audit.json").read_text()) for b in bundles if (b / "audit.json").exists()]
     if not audits:
         return "<p>No audited run: nothing to plot.</p>"
     fig, axes = plt.subplots(len(audits), 1, figsize=(10, 2.2 * len(audits)), sharex=True, squeeze=False)
@@ -116,7 +119,8 @@ def _plot(bundles: list[Path]) -> str:
 
 
 def write(out: Path, bundles: list[Path]) -> list[dict[str, Any]]:
-    rows = [row(b) for b in bundles]
+    audits = [load(b) for b in bundles]
+    rows = [row(b, a) for b, a in zip(bundles, audits, strict=True)]
     out.mkdir(parents=True, exist_ok=True)
     verdict = "PASS" if rows and all(r["verdict"] == "PASS" for r in rows) else "FAIL"
     (out / "matrix.json").write_text(json.dumps({"verdict": verdict, "runs": rows}, indent=1) + "\n")
@@ -130,7 +134,7 @@ def write(out: Path, bundles: list[Path]) -> list[dict[str, Any]]:
 <style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto}}pre{{background:#f4f4f4;padding:8px}}</style>
 </head><body><h1>Fault matrix: {verdict}</h1>
 <pre>{esc(text)}</pre>
-<h2>Throughput around each fault</h2>{_plot(bundles)}
+<h2>Throughput around each fault</h2>{_plot([a for a in audits if a is not None])}
 <h2>Why duplicates appear</h2><ul>{"".join(f"<li>{esc(r['fault'])}: {esc(r.get('notes') or 'none')}</li>" for r in rows if r.get("fault"))}</ul>
 <h2>Runs</h2><ul>{links}</ul>
 </body></html>

@@ -71,7 +71,7 @@ def _bundle(tmp_path: Path, entries: list[dict], logs: dict[str, list[dict]], ag
     (b / "agents").mkdir(parents=True)
     (b / "faults-plan.json").write_text(json.dumps(entries))
     for i, r in enumerate(agents):
-        (b / "agents" / f"{i}.json").write_text(json.dumps(r))
+        (b / "agents" / f"agent-{i}.json").write_text(json.dumps(r))
     for host_label, lines in logs.items():
         host, label = host_label.split("/")
         d = b / "faults" / host

@@ -150,6 +150,13 @@ def brokers(inventory: str) -> list[KafkaOnHost]:
     return [KafkaOnHost(h, h.backend.host) for h in hosts]
 
 
+@pytest.fixture(scope="module")
+def node(brokers: list[KafkaOnHost]) -> KafkaOnHost:
+    """The broker of a single-node scenario."""
+    assert len(brokers) == 1
+    return brokers[0]
+
+
 @pytest.fixture
 def unique_topic() -> str:
     return f"smoke-{uuid.uuid4().hex[:10]}"

@@ -16,12 +16,6 @@ RELEASE = "automq-1.7.0-standin_kafka-3.9.1"
 
 
 @pytest.fixture(scope="module")
-def node(brokers):
-    assert len(brokers) == 1
-    return brokers[0]
-
-
-@pytest.fixture(scope="module")
 def endpoint() -> str:
     state = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "moto" / "moto.json"
     return json.loads(state.read_text())["endpoint"]

@@ -12,12 +12,6 @@ CLUSTER_ID = "amqSingleMoleculeTest1"
 
 
 @pytest.fixture(scope="module")
-def node(brokers):
-    assert len(brokers) == 1
-    return brokers[0]
-
-
-@pytest.fixture(scope="module")
 def scram_password() -> str:
     path = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "secrets" / "scram-pilot"
     return path.read_text().strip()
