@@ -4,13 +4,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
+from pathlib import Path
 
 from gateway import config as config_mod
 from gateway import logs
 from gateway.registry import RegistryError, load_registry
 
 EXIT_CONFIG = 2
+
+
+def _state_dir_problem(path: str) -> str | None:
+    """Why the workers could not keep their high-water marks in ``path`` (checked at start, not by
+    ``--check``: the deployed StateDirectory exists only once systemd starts the service)."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create {p}: {exc.strerror}"
+    if not os.access(p, os.W_OK | os.X_OK):
+        return f"{p} is not writable by this user"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,6 +53,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{len(registry.devices)} devices + {len(registry.fleets)} fleets in the registry"
         )
         return 0
+    if cfg.state.dir is not None:
+        problem = _state_dir_problem(cfg.state.dir)
+        if problem:
+            print(f"gateway: config error: state.dir: {problem}", file=sys.stderr)
+            return EXIT_CONFIG
     logs.setup(cfg.log.level, "supervisor")
     from gateway.supervisor import Supervisor
 

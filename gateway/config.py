@@ -75,6 +75,19 @@ class LimitsConfig:
 
 
 @dataclass
+class StateConfig:
+    """Where the per-device high-water marks survive a restart (docs/gateway.md "Replay protection").
+
+    ``dir`` null keeps them in memory only (the demo's default); the deployed role sets a systemd
+    StateDirectory. A replay after a restart is then answered ``ACK hwm`` instead of produced again.
+    """
+
+    dir: str | None = None
+    fsync_interval_s: float = 1.0  # bounds what a host crash (not a process crash) can forget
+    compact_bytes: int = 16 * 1024 * 1024  # a worker's log beyond this is folded into its snapshot
+
+
+@dataclass
 class LogConfig:
     level: str = "INFO"
 
@@ -86,6 +99,7 @@ class GatewayConfig:
     kafka: KafkaConfig = field(default_factory=KafkaConfig)
     devices: DevicesConfig = field(default_factory=DevicesConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    state: StateConfig = field(default_factory=StateConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
     def effective_workers(self) -> int:
@@ -317,6 +331,16 @@ def validate(cfg: GatewayConfig) -> None:
         )
     _positive("limits.regression_window", lim.regression_window, 1)
     _positive("limits.active_device_window_s", lim.active_device_window_s, 1)
+    st = cfg.state
+    if st.dir is not None and not st.dir.strip():
+        raise ConfigError("state.dir: empty; give a writable directory, or null to keep hwm in memory only")
+    if st.dir is not None and Path(st.dir).exists() and not Path(st.dir).is_dir():
+        raise ConfigError(f"state.dir: {st.dir} exists and is not a directory")
+    if not 0 <= st.fsync_interval_s <= 3600:
+        raise ConfigError(
+            f"state.fsync_interval_s: must be 0..3600 (0 = never fsync), got {st.fsync_interval_s}"
+        )
+    _positive("state.compact_bytes", st.compact_bytes, 4096)
     cfg.log.level = cfg.log.level.upper()
     if cfg.log.level not in LOG_LEVELS:
         raise ConfigError(f"log.level: must be one of {', '.join(LOG_LEVELS)}, got {cfg.log.level!r}")

@@ -22,6 +22,7 @@ class DeviceState:
     done: list[tuple[int, int]] = field(default_factory=list)
     addr: tuple | None = None
     last_seen: float = 0.0
+    registry_gen: int = 0  # the registry generation its key was checked against
 
     def is_settled(self, seq: int) -> bool:
         """Committed (<= hwm) or in flight: a retransmission that must not be produced again."""

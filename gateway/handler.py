@@ -1,7 +1,9 @@
 """What a worker does with each datagram: dispatch, authenticate, deduplicate, produce, answer.
 
 Synchronous on purpose: ``datagram_received`` runs to completion without awaiting; Kafka completions come
-back through :meth:`DatagramHandler._job_done`. All decisions follow docs/protocol.md "Gateway rules".
+back through :meth:`DatagramHandler._job_done`, and the ACKs of one Kafka batch leave together in
+:meth:`DatagramHandler.settle`, after the marks they name are written to the state dir (one write per batch).
+All decisions follow docs/protocol.md "Gateway rules".
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 
 from gateway import fastpath, protocol
 from gateway.devices import DeviceState
+from gateway.hwmstore import HwmStore
 from gateway.kafka_out import Job, KafkaOut
 from gateway.logs import log_event
 from gateway.metrics import WorkerMetrics
@@ -43,8 +46,11 @@ class DatagramHandler:
         regression_window: int,
         legacy_binary: bool,
         legacy_json: bool,
+        store: HwmStore | None = None,
+        marks: dict[bytes, int] | None = None,
     ) -> None:
         self.registry = registry
+        self.registry_gen = 0  # bumped by reload_registry; a device of an older generation is re-checked
         self.kafka = kafka
         self.m = metrics
         self.send = send  # send(datagram: bytes, addr) -> None
@@ -56,6 +62,12 @@ class DatagramHandler:
         self.legacy_binary = legacy_binary
         self.legacy_json = legacy_json
         self.devices: dict[bytes, DeviceState] = {}  # by raw device id
+        # every device's committed hwm, also of devices forgotten (registry removal) or served by another
+        # worker before a restart: a device (re)appearing starts from it, not from "accept anything"
+        self.hwms: dict[bytes, int] = marks if marks is not None else {}
+        self.store = store
+        self._acks_due: list[tuple[DeviceState, float]] = []
+        self._lines_due: list[bytes] = []
         self.inflight = 0
         self.accepting = True
         self._auth_fail_next: dict[object, float] = {}
@@ -100,14 +112,11 @@ class DatagramHandler:
         received_at = time.monotonic()
         raw_id, first, readings, tag_at = fastpath.parse_data_raw(data)
         device = self.devices.get(raw_id)
-        if device is None:
-            device_id = fastpath.check_device_id(raw_id)
-            key = self.registry.key_for(device_id)
-            if key is None or not fastpath.verify(key, data, tag_at):
+        if device is None or device.registry_gen != self.registry_gen:
+            device = self._authenticate(raw_id, device, data, tag_at)
+            if device is None:
                 self._auth_failed(addr)
                 return
-            device = DeviceState(device_id, raw_id, key, id_json=json.dumps(device_id).encode())
-            self.devices[raw_id] = device
         elif not fastpath.verify(device.key, data, tag_at):
             self._auth_failed(addr)
             return
@@ -160,6 +169,37 @@ class DatagramHandler:
             ]
         device.start(ranges)
         self._submit(raw_id, records, received_at, _Pending(device, ranges))
+
+    def _authenticate(
+        self, raw_id: bytes, device: DeviceState | None, data: bytes, tag_at: int
+    ) -> DeviceState | None:
+        """Look the device up in the (possibly reloaded) registry and verify the datagram's tag.
+
+        A device the registry no longer knows is forgotten (its readings already in flight still get
+        their ACK: the pending job holds the old state and key); a changed key replaces the old one.
+        A new device starts from the hwm it had before a restart or a removal, if any.
+        """
+        device_id = device.device_id if device is not None else fastpath.check_device_id(raw_id)
+        key = self.registry.key_for(device_id)
+        if key is None:
+            if device is not None:
+                del self.devices[raw_id]
+            return None
+        if not fastpath.verify(key, data, tag_at):
+            return None
+        if device is None:
+            device = DeviceState(
+                device_id, raw_id, key, id_json=json.dumps(device_id).encode(), hwm=self.hwms.get(raw_id)
+            )
+            self.devices[raw_id] = device
+        device.key = key
+        device.registry_gen = self.registry_gen
+        return device
+
+    def reload_registry(self, registry: KeyRegistry) -> None:
+        """Use ``registry`` from the next datagram on; known devices are re-checked lazily (no stall)."""
+        self.registry = registry
+        self.registry_gen += 1
 
     def _auth_failed(self, addr: tuple) -> None:
         m = self.m
@@ -226,12 +266,46 @@ class DatagramHandler:
         if ok:
             m.produced.inc(job.count)
             if pending is not None:
-                pending.device.commit(pending.ranges)
-                self._ack(pending.device, job.received_at)
+                device = pending.device
+                before = device.hwm
+                device.commit(pending.ranges)
+                hwm = device.hwm
+                if hwm is not None and hwm != before:
+                    self.hwms[device.raw_id] = hwm
+                    if self.store is not None:
+                        self._lines_due.append(b"%d %b\n" % (hwm, device.raw_id))
+                self._acks_due.append((device, job.received_at))
         else:
             m.produce_errors.inc(job.count)
             if pending is not None:
                 pending.device.release(pending.ranges)
+
+    def settle(self) -> None:
+        """After a Kafka batch's jobs are done: persist the marks that advanced, then send their ACKs.
+
+        The write comes first so that a gateway killed right after an ACK left still knows the mark after
+        its restart. A failed write still acks (the readings are in Kafka); it only loses the replay
+        protection of those marks, counted and logged.
+        """
+        if self._lines_due:
+            lines, self._lines_due = self._lines_due, []
+            try:
+                self.store.append(lines)
+            except OSError as exc:
+                failures = self.m.state_write_errors
+                failures.inc()
+                if failures.value == 1 or failures.value % 1000 == 0:  # not one line per batch
+                    log_event(
+                        "state_write_failed",
+                        logging.ERROR,
+                        dir=str(self.store.dir),
+                        error=str(exc),
+                        failures=failures.value,
+                    )
+        if self._acks_due:
+            acks, self._acks_due = self._acks_due, []
+            for device, received_at in acks:
+                self._ack(device, received_at)
 
     # ------------------------------------------------------------ housekeeping
 

@@ -114,6 +114,8 @@ class KafkaOut:
         self._tasks: set[asyncio.Task] = set()
         self._linger = cfg.linger_ms / 1000.0
         self._on_batch = on_batch  # (records, seconds, ok) for metrics
+        # called once after every batch's jobs are done, so their answers can leave together (handler.settle)
+        self.on_settled: Callable[[], None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
@@ -242,6 +244,8 @@ class KafkaOut:
             job.pending -= 1
             if job.pending == 0 and job.sealed:
                 job.on_done(job, not job.failed)
+        if self.on_settled is not None:
+            self.on_settled()
         self._dispatch(partition)
 
     def flush_open(self) -> None:

@@ -6,7 +6,9 @@
 
 It writes a key registry with a fresh random fleet master key for the prefix ``sim-`` (plus explicit
 ``device_keys``), a YAML config, starts the gateway with its stdout in ``workdir/gateway.log``, reads the real ports
-from the ``event=listening`` line and waits until ``/readyz`` answers 200.
+from the ``event=listening`` line and waits until ``/readyz`` answers 200. The high-water marks persist in
+``workdir/state`` (as where the role deploys it, so tests and bench measure that path); pass
+``state={"dir": None}`` for memory only, or another gateway's state dir to restart "the same" gateway.
 """
 
 from __future__ import annotations
@@ -110,6 +112,16 @@ class RunningGateway:
                 self.kill()
         return self.process.returncode
 
+    def reload(self) -> None:
+        """SIGHUP the supervisor: it validates the registry file and has every worker reload it."""
+        self.process.send_signal(signal.SIGHUP)
+
+    @property
+    def state_dir(self) -> Path | None:
+        cfg = yaml.safe_load(self.config_path.read_text())
+        value = cfg.get("state", {}).get("dir")
+        return Path(value) if value else None
+
     def kill(self) -> None:
         """SIGKILL the whole process group (supervisor and workers)."""
         if self.process.poll() is None:
@@ -137,6 +149,7 @@ def build_config(bootstrap: str, topic: str, registry: Path, overrides: dict) ->
         "http": {"host": "127.0.0.1", "port": 0},
         "kafka": {"bootstrap_servers": bootstrap, "topic": topic},
         "devices": {"registry": str(registry)},
+        "state": {"dir": str(registry.parent / "state")},
     }
     for section, values in overrides.items():
         if not isinstance(values, dict):

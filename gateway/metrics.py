@@ -116,6 +116,8 @@ class WorkerMetrics:
     ack_latency: LocalHistogram
     duplicates: LocalCounter
     gaps: LocalCounter
+    registry_reloads: dict[str, LocalCounter]
+    state_write_errors: LocalCounter
 
     def flush(self) -> None:
         """Publish everything counted since the last flush to the multiprocess metric files."""
@@ -128,6 +130,7 @@ class WorkerMetrics:
 def create() -> WorkerMetrics:
     datagrams = Counter("iot_datagrams", "UDP datagrams by result", ["result"])
     invalid = Counter("iot_invalid_datagrams", "Rejected datagrams by reason", ["reason"])
+    reloads = Counter("iot_registry_reloads", "Key registry reloads by a worker (SIGHUP)", ["result"])
     return _wrap(
         received=Counter("iot_messages_received", "Readings received in authenticated or legacy datagrams"),
         produced=Counter("iot_messages_produced", "Readings acknowledged by Kafka"),
@@ -166,6 +169,10 @@ def create() -> WorkerMetrics:
             "iot_duplicate_readings", "Readings already committed or in flight (not produced again)"
         ),
         gaps=Counter("iot_sequence_gaps", "Datagrams that skipped ahead of the device's high-water mark"),
+        registry_reloads={r: LocalCounter(reloads.labels(result=r)) for r in ("ok", "failed")},
+        state_write_errors=Counter(
+            "iot_state_write_errors", "Failed appends of high-water marks to state.dir (acked anyway)"
+        ),
     )
 
 

@@ -50,11 +50,29 @@ class KeyRegistry:
 def load_registry(path: str | Path | None) -> KeyRegistry:
     if path is None:
         return KeyRegistry()
+    return parse_registry(read_registry_text(path), path)
+
+
+def read_registry_text(path: str | Path) -> str:
+    """The registry file's text; RegistryError naming the file when it cannot be read."""
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text())
+        return p.read_text()
     except OSError as exc:
         raise RegistryError(f"{p}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise RegistryError(f"{p}: not UTF-8 text") from None
+
+
+def parse_registry(text: str, path: str | Path) -> KeyRegistry:
+    """Validate and build a registry from ``text``; errors name ``path`` (the file the operator edits).
+
+    Separate from reading so that the supervisor can validate exactly the bytes it hands to its workers
+    on a reload (docs/gateway.md "Reloading the key registry").
+    """
+    p = Path(path)
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise RegistryError(f"{p}: not valid YAML: {exc}") from None
     if not isinstance(data, dict) or data.get("version") != 1:

@@ -7,6 +7,11 @@
 - Serves /metrics (every worker aggregated through prometheus_client's multiprocess mode, plus the
   kernel drop counters), /healthz (alive) and /readyz (every worker connected to Kafka) on one port.
 - SIGTERM/SIGINT: forwards SIGTERM to the workers, waits for them to drain, exits 0.
+- SIGHUP: reloads the key registry without a restart. The supervisor validates the file itself; a bad
+  one is refused with an error naming the problem and the registry in use stays. A good one is copied
+  into the supervisor's private run directory, which is the only registry the workers ever read (so a
+  worker restarted later gets the same last good registry, never a half-edited file), and SIGHUP is
+  forwarded to every worker.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import signal
 import socket
 import sys
 import tempfile
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client import multiprocess as prom_mp
@@ -30,6 +36,7 @@ from gateway import udpstats
 from gateway.config import GatewayConfig
 from gateway.http import HttpServer
 from gateway.logs import log_event
+from gateway.registry import RegistryError, parse_registry, read_registry_text
 from gateway.worker import CONFIG_ENV
 
 RESTART_DELAY_S = 1.0
@@ -90,6 +97,11 @@ class _Collector:
             "iot_gateway_ready", "1 when every worker is connected to Kafka", value=self.sup.ready
         )
         yield GaugeMetricFamily("iot_gateway_workers", "Worker processes running", value=self.sup.alive)
+        yield CounterMetricFamily(
+            "iot_registry_reload_rejected",
+            "SIGHUP reloads refused by the supervisor because the registry file did not validate",
+            value=self.sup.reloads_rejected,
+        )
 
 
 class Supervisor:
@@ -103,6 +115,8 @@ class Supervisor:
         self.stopping = False
         self.exit_code = 0
         self._status_buf = b""
+        self.reloads_rejected = 0
+        self.registry_copy: Path | None = None
 
     @property
     def ready(self) -> int:
@@ -150,20 +164,29 @@ class Supervisor:
     async def _spawn(self, index: int, sock: socket.socket, status_w: int) -> asyncio.subprocess.Process:
         env = dict(os.environ)
         env["PROMETHEUS_MULTIPROC_DIR"] = self.prom_dir
-        env[CONFIG_ENV] = json.dumps(self.cfg.to_dict())
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "gateway.worker",
-            "--index",
-            str(index),
-            "--fd",
-            str(sock.fileno()),
-            "--status-fd",
-            str(status_w),
-            pass_fds=(sock.fileno(), status_w),
-            env=env,
-        )
+        worker_cfg = self.cfg.to_dict()
+        if self.registry_copy is not None:
+            worker_cfg["devices"]["registry"] = str(self.registry_copy)
+        env[CONFIG_ENV] = json.dumps(worker_cfg)
+        # SIGHUP blocked across fork and exec (a blocked mask is inherited): a reload racing this start
+        # stays pending until the worker has its handler, instead of killing it with the default action.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "gateway.worker",
+                "--index",
+                str(index),
+                "--fd",
+                str(sock.fileno()),
+                "--status-fd",
+                str(status_w),
+                pass_fds=(sock.fileno(), status_w),
+                env=env,
+            )
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
         log_event("worker_started", worker=index, pid=proc.pid)
         return proc
 
@@ -184,6 +207,44 @@ class Supervisor:
             )
             await asyncio.sleep(RESTART_DELAY_S)
 
+    # ------------------------------------------------------------ key registry
+
+    def _install_registry(self) -> tuple[int, int]:
+        """Validate the configured registry file and copy it for the workers; RegistryError if bad."""
+        source = self.cfg.devices.registry
+        text = read_registry_text(source)
+        registry = parse_registry(text, source)
+        tmp = self.registry_copy.with_name("devices.yml.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, self.registry_copy)
+        return len(registry.devices), len(registry.fleets)
+
+    def _reload(self) -> None:
+        if self.stopping:
+            return
+        if self.registry_copy is None:
+            log_event("registry_reload_skipped", logging.WARNING, reason="devices.registry is null")
+            return
+        try:
+            devices, fleets = self._install_registry()
+        except RegistryError as exc:
+            self.reloads_rejected += 1
+            log_event(
+                "registry_reload_failed",
+                logging.ERROR,
+                error=str(exc),
+                kept="previous registry",
+            )
+            return
+        signalled = 0
+        for proc in self.procs:
+            if proc is not None and proc.returncode is None:
+                proc.send_signal(signal.SIGHUP)
+                signalled += 1
+        log_event("registry_reloaded", devices=devices, fleets=fleets, workers=signalled)
+
     # ------------------------------------------------------------ lifecycle
 
     async def run(self) -> int:
@@ -192,6 +253,11 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         self.prom_dir = tempfile.mkdtemp(prefix="iot-gateway-prom-")
+        self.run_dir = tempfile.mkdtemp(prefix="iot-gateway-run-")  # 0700: holds the key registry copy
+        if self.cfg.devices.registry is not None:
+            self.registry_copy = Path(self.run_dir) / "devices.yml"
+            self._install_registry()  # validated by __main__ already; a failure here is a real error
+        loop.add_signal_handler(signal.SIGHUP, self._reload)
         socks = bind_udp_sockets(self.cfg, self.workers)
         self.udp_port = socks[0].getsockname()[1]
         http = HttpServer({"/metrics": self._metrics, "/healthz": self._healthz, "/readyz": self._readyz})
@@ -209,7 +275,19 @@ class Supervisor:
                 rcvbuf_bytes=socks[0].getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF),
                 kafka=self.cfg.kafka.bootstrap_servers,
                 topic=self.cfg.kafka.topic,
+                state_dir=self.cfg.state.dir or "none",
             )
+            legacy = [n for n in ("legacy_binary", "legacy_json") if getattr(self.cfg.devices, n)]
+            if legacy:
+                # the pilot's formats carry no authentication: say so every start, where operators look
+                log_event(
+                    "legacy_input_enabled",
+                    logging.WARNING,
+                    formats=",".join(legacy),
+                    udp_port=self.udp_port,
+                    detail="unauthenticated: anyone who reaches this UDP port can write records; "
+                    "set devices.legacy_binary/legacy_json false to accept IBP/1 only",
+                )
             tasks = [
                 asyncio.create_task(self._keep_running(i, socks[i], status_w)) for i in range(self.workers)
             ]
@@ -238,5 +316,6 @@ class Supervisor:
             for s in socks:
                 s.close()
             shutil.rmtree(self.prom_dir, ignore_errors=True)
+            shutil.rmtree(self.run_dir, ignore_errors=True)
         log_event("exited", code=self.exit_code)
         return self.exit_code

@@ -6,7 +6,12 @@ SO_REUSEPORT) arrives as an inherited file descriptor. The worker reports readin
 (``"<index> ready"`` / ``"<index> notready"`` lines).
 
 SIGTERM: stop taking datagrams, seal and flush every open batch, send the ACKs for what Kafka committed,
-stop the producers, exit 0.
+fold the high-water-mark log into its snapshot (``state.dir``), stop the producers, exit 0.
+
+SIGHUP: reload the key registry from ``devices.registry``, which the supervisor points at its own copy of
+the last registry that validated; a file that fails to load keeps the registry in use. The supervisor
+starts workers with SIGHUP blocked, and the worker unblocks it once its handler is installed, so a
+reload that races a (re)start cannot kill the worker with SIGHUP's default action.
 """
 
 from __future__ import annotations
@@ -24,9 +29,10 @@ from gateway import config as config_mod
 from gateway import logs
 from gateway import metrics as metrics_mod
 from gateway.handler import DatagramHandler
+from gateway.hwmstore import HwmStore
 from gateway.kafka_out import KafkaOut
 from gateway.logs import log_event
-from gateway.registry import load_registry
+from gateway.registry import KeyRegistry, RegistryError, load_registry
 
 CONFIG_ENV = "IOT_GATEWAY_WORKER_CONFIG"
 
@@ -87,7 +93,35 @@ async def run(cfg: config_mod.GatewayConfig, index: int, fd: int, status_fd: int
         loop.add_signal_handler(sig, stop.set)
     status = _Status(status_fd, index)
     m = metrics_mod.create()
-    registry = load_registry(cfg.devices.registry)
+    current: dict[str, object] = {"registry": KeyRegistry(), "handler": None}
+
+    def reload_registry(first: bool = False) -> None:
+        try:
+            registry = load_registry(cfg.devices.registry)
+        except RegistryError as exc:
+            if first:
+                raise
+            m.registry_reloads["failed"].inc()
+            log_event("registry_reload_failed", logging.ERROR, error=str(exc), kept="previous registry")
+            return
+        current["registry"] = registry
+        if current["handler"] is not None:
+            current["handler"].reload_registry(registry)
+        if not first:
+            m.registry_reloads["ok"].inc()
+            m.flush()
+            log_event("registry_reloaded", devices=len(registry.devices), fleets=len(registry.fleets))
+
+    loop.add_signal_handler(signal.SIGHUP, reload_registry)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
+    reload_registry(first=True)
+    store: HwmStore | None = None
+    marks: dict[bytes, int] = {}
+    if cfg.state.dir is not None:
+        store = HwmStore(
+            cfg.state.dir, index, cfg.effective_workers(), cfg.state.fsync_interval_s, cfg.state.compact_bytes
+        )
+        marks = store.load()
 
     def on_batch(records: int, seconds: float, ok: bool) -> None:
         m.produce_latency.observe(seconds * 1000.0)
@@ -101,7 +135,7 @@ async def run(cfg: config_mod.GatewayConfig, index: int, fd: int, status_fd: int
     sock = socket.socket(fileno=fd)
     workers = cfg.effective_workers()
     handler = DatagramHandler(
-        registry=registry,
+        registry=current["registry"],
         kafka=kafka,
         metrics=m,
         send=lambda datagram, addr: transport.sendto(datagram, addr),
@@ -113,7 +147,11 @@ async def run(cfg: config_mod.GatewayConfig, index: int, fd: int, status_fd: int
         regression_window=cfg.limits.regression_window,
         legacy_binary=cfg.devices.legacy_binary,
         legacy_json=cfg.devices.legacy_json,
+        store=store,
+        marks=marks,
     )
+    current["handler"] = handler
+    kafka.on_settled = handler.settle
     transport, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(handler), sock=sock)
     log_event(
         "worker_ready",
@@ -123,6 +161,7 @@ async def run(cfg: config_mod.GatewayConfig, index: int, fd: int, status_fd: int
         max_inflight=handler.max_inflight,
     )
     status.set(True)
+    maintain = loop.create_task(store.maintain(handler.hwms, stop)) if store is not None else None
     window = cfg.limits.active_device_window_s
     tick = 0
     while not stop.is_set():
@@ -142,6 +181,9 @@ async def run(cfg: config_mod.GatewayConfig, index: int, fd: int, status_fd: int
     except TimeoutError:
         log_event("drain_timeout", logging.WARNING, inflight_readings=handler.inflight)
     transport.close()
+    if store is not None:
+        await maintain
+        await store.close(handler.hwms)
     await kafka.stop()
     status.set(False)
     m.flush()
