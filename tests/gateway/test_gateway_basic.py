@@ -97,6 +97,11 @@ def test_legacy_formats_land_in_kafka(kafka_broker, fresh_topic, gateway_factory
     ]
     assert got[1]["device_ts_ms"] == 1_700_000_000_250
     assert gw.wait_metric("iot_datagrams_total", 2, result="legacy") == 2
+    # unauthenticated input: said at start, where operators look
+    (warning,) = [
+        line for line in gw.log_path.read_text().splitlines() if "event=legacy_input_enabled" in line
+    ]
+    assert "level=WARNING" in warning and "formats=legacy_binary,legacy_json" in warning
 
 
 def test_legacy_can_be_turned_off(kafka_broker, fresh_topic, gateway_factory, udp_client):
@@ -107,6 +112,7 @@ def test_legacy_can_be_turned_off(kafka_broker, fresh_topic, gateway_factory, ud
     udp_client.sendto(protocol.encode_legacy_json("esp32-json", 8, 1.0, {"t": 1}), ("127.0.0.1", gw.udp_port))
     assert gw.wait_metric("iot_invalid_datagrams_total", 2, reason="legacy_disabled") == 2
     assert records(kafka_broker, fresh_topic) == []
+    assert "event=legacy_input_enabled" not in gw.log_path.read_text()
 
 
 def test_bad_input_is_counted_by_reason_and_never_produced(
