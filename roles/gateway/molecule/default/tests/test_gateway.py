@@ -8,6 +8,7 @@ reads the resulting record back from Kafka on the broker host.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import secrets
@@ -18,7 +19,14 @@ import testinfra.utils.ansible_runner
 import yaml
 from aiokafka import AIOKafkaConsumer
 
-from gateway.protocol import Ack, AuthFail, derive_device_key, encode_data, parse_response
+from gateway.protocol import (
+    Ack,
+    AuthFail,
+    derive_device_key,
+    encode_data,
+    encode_legacy_binary,
+    parse_response,
+)
 
 testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(
     os.environ["MOLECULE_INVENTORY_FILE"]
@@ -177,3 +185,117 @@ def test_sigterm_drains_and_exits_cleanly(host):
         ).rc
         == 0
     )
+
+
+def _metric(host, name: str) -> float:
+    """Sum of the samples called ``name`` on the gateway's /metrics (0.0 when absent)."""
+    port = _config(host)["http"]["port"]
+    total = 0.0
+    for line in host.check_output(f"curl -sf http://127.0.0.1:{port}/metrics").splitlines():
+        if line.startswith(name) and line[len(name) : len(name) + 1] in (" ", "{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def _main_pid(host) -> str:
+    return host.check_output(f"systemctl show {SERVICE} -p MainPID --value").strip()
+
+
+def _ask_until(address: str, port: int, datagram: bytes, key: bytes, want, attempts: int = 20):
+    """Send until the answer is ``want`` (a reload applies asynchronously); the last answer otherwise."""
+    answer = None
+    for _ in range(attempts):
+        try:
+            answer = parse_response(_exchange(address, port, datagram, attempts=1), key)
+        except (AssertionError, ValueError):
+            answer = None
+        if answer == want:
+            return answer
+        time.sleep(1.0)
+    return answer
+
+
+def test_reload_and_state_directory_in_the_unit(host):
+    props = dict(
+        line.split("=", 1)
+        for line in host.check_output(
+            f"systemctl show {SERVICE} -p ExecReload -p StateDirectory"
+        ).splitlines()
+    )
+    assert "/bin/kill" in props["ExecReload"] and "-HUP" in props["ExecReload"], props["ExecReload"]
+    assert props["StateDirectory"] == "iot-gateway"
+    state = host.file("/var/lib/iot-gateway")
+    assert state.is_directory and state.user == "iot-gateway" and state.mode == 0o700
+    assert _config(host)["state"]["dir"] == "/var/lib/iot-gateway"
+
+
+def test_legacy_input_is_closed_by_default(host):
+    config = _config(host)
+    assert config["devices"]["legacy_binary"] is False
+    assert config["devices"]["legacy_json"] is False
+    before = _metric(host, 'iot_invalid_datagrams_total{reason="legacy_disabled"}')
+    legacy = encode_legacy_binary("sim-legacy", 7, {"t": 1})
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for _ in range(3):  # no answer to wait for: send a few, one is enough to be counted
+            sock.sendto(legacy, (_address(host), config["udp"]["port"]))
+    deadline = time.monotonic() + 30
+    while _metric(host, 'iot_invalid_datagrams_total{reason="legacy_disabled"}') <= before:
+        assert time.monotonic() < deadline, "the legacy datagrams were not refused as legacy_disabled"
+        time.sleep(0.5)
+    journal = host.check_output(f"journalctl -u {SERVICE} --no-pager -o cat")
+    assert "event=legacy_input_enabled" not in journal
+
+
+def test_registry_reload_admits_a_new_device_without_a_restart(host):
+    config = _config(host)
+    address, port = _address(host), config["udp"]["port"]
+    original = host.file(REGISTRY).content_string
+    device_id = f"esp32-molecule-{secrets.token_hex(4)}"
+    key = secrets.token_bytes(32)
+    datagram = encode_data(device_id, key, 5, [(int(time.time() * 1000), b'{"run": "reload"}')])
+    assert parse_response(_exchange(address, port, datagram), key) == AuthFail()
+    pid = _main_pid(host)
+    registry = yaml.safe_load(original)
+    registry["devices"] = {**(registry.get("devices") or {}), device_id: key.hex()}
+    encoded = base64.b64encode(yaml.safe_dump(registry).encode()).decode()
+    try:
+        host.check_output(f"echo {encoded} | base64 -d > {REGISTRY}")
+        host.check_output(f"systemctl reload {SERVICE}")
+        assert _ask_until(address, port, datagram, key, Ack(device_id, 5)) == Ack(device_id, 5)
+        assert _main_pid(host) == pid  # reloaded, not restarted
+        journal = host.check_output(f"journalctl -u {SERVICE} --no-pager -o cat")
+        assert "event=registry_reloaded" in journal
+    finally:
+        encoded = base64.b64encode(original.encode()).decode()
+        host.check_output(f"echo {encoded} | base64 -d > {REGISTRY}")
+        host.check_output(f"systemctl reload {SERVICE}")
+
+
+def test_replay_after_a_restart_is_not_produced_again(host):
+    config, registry = _config(host), _registry(host)
+    address, port = _address(host), config["udp"]["port"]
+    master_key = bytes.fromhex(registry["fleets"][0]["master_key"])
+    device_id = f"sim-replay-{secrets.token_hex(4)}"
+    key = derive_device_key(master_key, device_id)
+    datagram = encode_data(device_id, key, 100, [(int(time.time() * 1000), b'{"run": "replay"}')])
+    assert parse_response(_exchange(address, port, datagram), key) == Ack(device_id, 100)
+    host.check_output(f"systemctl restart {SERVICE}")
+    http = config["http"]["port"]
+    assert (
+        host.run(
+            f"for i in $(seq 60); do curl -sf http://127.0.0.1:{http}/readyz && exit 0; sleep 1; done; exit 1"
+        ).rc
+        == 0
+    )
+    assert (
+        host.run(f"grep -qs ' {device_id}$' /var/lib/iot-gateway/w0.snap /var/lib/iot-gateway/w1.snap").rc
+        == 0
+    )
+    assert _ask_until(address, port, datagram, key, Ack(device_id, 100)) == Ack(device_id, 100)
+    # workers publish their counters together: once the ACK is counted, so is what led to it
+    deadline = time.monotonic() + 30
+    while _metric(host, "iot_acks_sent_total") < 1:
+        assert time.monotonic() < deadline, "the ACK was never counted"
+        time.sleep(0.5)
+    assert _metric(host, "iot_duplicate_readings_total") >= 1
+    assert _metric(host, "iot_messages_produced_total") == 0  # answered from the restored mark
