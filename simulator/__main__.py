@@ -115,6 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--bootstrap", help="audit the run against this Kafka after it ends")
     r.add_argument("--topic", default="iot_telemetry")
     r.add_argument("--reports", type=Path, default=reports_default)
+    r.add_argument(
+        "--gateway-metrics",
+        help="the gateway's /metrics URL: its refused datagrams name why a stalled run failed and count as errors",
+    )
+    r.add_argument("--progress", action="store_true", help="print the run's progress while it runs")
     _key_args(r)
 
     a = sub.add_parser("agent", help="serve the HTTP control API")
@@ -214,14 +219,18 @@ def _dispatch(args: argparse.Namespace) -> int:
                 _master_key(args, scn.devices.id_prefix),
                 run_id,
                 args.reports,
+                metrics_url=args.gateway_metrics,
+                progress=args.progress,
             )
         )
-        print(f"run {run_id}: {res['counters']}; bundle {out}")
+        print(f"run {run_id}: {res['status']}: {res['counters']}; bundle {out}")
+        if res.get("failure"):
+            print(f"run {run_id} FAILED: {res['failure']}", file=sys.stderr)
         if args.bootstrap:
             audit = aio.run(audit_bundle(out, args.bootstrap, args.topic, scn))
             print((out / "summary.txt").read_text(), end="")
             return 0 if audit["verdict"] == "PASS" else 1
-        return 0
+        return 1 if res["status"] == "failed" else 0
     if args.cmd == "agent":
         from simulator.agent import serve
 

@@ -235,10 +235,13 @@ class Agent:
                 controller_offset_ms=self.controller_offset_ms,
             )
             self.results = results
-            self.state = "aborted" if results["status"] == "aborted" else "done"
+            # a failed run (its devices got no answer from the gateway) is an error: the controller stops
+            # every agent and shows why, instead of waiting out the others' max_s
+            self.state = {"aborted": "aborted", "failed": "error"}.get(results["status"], "done")
+            self.error = results.get("failure")
             if self.store is not None:
                 self.store.write_json(persist.RESULTS, results)
-                self._save_run(state=self.state)
+                self._save_run(state=self.state, error=self.error)
                 self.store.drop_fleet_state()
         except Exception as exc:  # the API must report it, not die
             self.state, self.error = "error", f"{type(exc).__name__}: {exc}"

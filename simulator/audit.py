@@ -19,6 +19,7 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
+from simulator import gateway_metrics
 from simulator.scenario import Slos
 
 LAT_MAX_MS = 3_600_000
@@ -350,9 +351,7 @@ def evaluate(
     outage = phases["outage_start"]
     peak = max((p["rate"] for p in tl), default=0)
     peak_flush = max((p["rate"] for p in tl if flush and p["t"] >= int(flush)), default=0)
-    drain_s = None
-    if flush and col.pre_flush_last_append_ms:
-        drain_s = round(max(0.0, col.pre_flush_last_append_ms / 1000 - flush), 3)
+    drained, drain_s = drain_time(col, acc, flush)
     baseline = recovery_s = None
     if outage and col.baseline.get_total_count():
         baseline = col.baseline.get_value_at_percentile(99)
@@ -378,6 +377,7 @@ def evaluate(
         ),
         "unexpected_records": acc["unexpected"],
         "unparseable_records": col.unparseable,
+        **gateway_metrics.error_counts(gateway_refusals(agent_results)),
         **(extra_errors or {}),
     }
     n_errors = sum(errors.values())
@@ -400,6 +400,7 @@ def evaluate(
         "peak_rate": peak,
         "peak_rate_during_flush": peak_flush,
         "drain_time_s": drain_s,
+        "drained": drained,
         "baseline_p99_ms": baseline,
         "recovery_time_s": recovery_s,
         "errors": errors,
@@ -413,14 +414,52 @@ def evaluate(
             if m.get("event") == "agent_restart"
         ],
         **attribute_duplicates(faults or [], acc["duplicate_times_ms"]),
+        "failures": [
+            {"agent_index": r.get("agent_index"), "failure": r["failure"]}
+            for r in agent_results
+            if r.get("status") == "failed" and r.get("failure")
+        ],
     }
-    audit["slos"] = slo_verdicts(audit, slos, n_errors)
+    audit["slos"] = run_verdicts(audit["failures"]) + slo_verdicts(audit, slos, n_errors)
     if faults:
         audit["slos"].append(fault_verdict(audit["faults"]))
     audit["verdict"] = "PASS" if all(s["pass"] for s in audit["slos"]) else "FAIL"
     audit["reasons"] = [s["reason"] for s in audit["slos"] if not s["pass"]]
     audit["timeline"] = tl
     return audit
+
+
+def drain_time(col: Collected, acc: dict[str, Any], flush: float | None) -> tuple[bool | None, float | None]:
+    """(drained, seconds from the flush until the last reading generated before it was in Kafka).
+
+    A drain happened only when every reading buffered during the outage reached Kafka: otherwise the
+    last pre-flush reading that did arrive may even predate the flush, and "0.0 s" would read as an
+    instant drain of a backlog that never drained. (None, None): no flush, nothing to drain.
+    """
+    if not flush:
+        return None, None
+    if acc["buffered_delivered"] < acc["buffered_expected"]:
+        return False, None
+    if not col.pre_flush_last_append_ms:
+        return None, None
+    return True, round(max(0.0, col.pre_flush_last_append_ms / 1000 - flush), 3)
+
+
+def gateway_refusals(agent_results: list[dict]) -> dict[str, int]:
+    """The gateway's refused datagrams by reason during the run, as the runs that read its /metrics saw them."""
+    total: dict[str, int] = defaultdict(int)
+    for r in agent_results:
+        for reason, n in (r.get("gateway_refusals") or {}).items():
+            total[reason] += int(n)
+    return dict(total)
+
+
+def run_verdicts(failures: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A run that stopped itself (its devices got no answer from the gateway) fails, saying why."""
+    return [
+        {"slo": "run_completed", "pass": False, "reason": f"agent {f['agent_index']}: {f['failure']}"}
+        for f in failures
+    ]
 
 
 def slo_verdicts(a: dict[str, Any], slos: Slos, n_errors: int) -> list[dict[str, Any]]:

@@ -55,7 +55,7 @@ def summary_text(audit: dict[str, Any], report_path: Path | None = None) -> str:
         f"  records of this run {audit['records']:,}; skipped (other runs) {audit['skipped_other_runs']:,};"
         f" devices {audit['devices']:,}; agents {audit['agents']}",
         f"  peak {audit['peak_rate']:,} readings/s (during flush {audit['peak_rate_during_flush']:,})",
-        f"  drain time {_s(audit['drain_time_s'])}   recovery time {_s(audit['recovery_time_s'])}"
+        f"  drain time {_drain(audit)}   recovery time {_s(audit['recovery_time_s'])}"
         f"   baseline p99 {audit['baseline_p99_ms']} ms",
         f"  latency ms ({audit['timestamp_type']}): p50 {lat['p50']}  p90 {lat['p90']}  p99 {lat['p99']}"
         f"  p99.9 {lat['p999']}  max {lat['max']}",
@@ -102,6 +102,16 @@ def fault_lines(audit: dict[str, Any]) -> list[str]:
 
 def _s(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.1f} s"
+
+
+def _drain(audit: dict[str, Any]) -> str:
+    """The drain time, or that the outage backlog never drained (never "0.0 s" for a drain that did not happen)."""
+    if audit.get("drained") is False:
+        left = audit["buffered_expected"] - audit["buffered_delivered"]
+        return (
+            f"NOT DRAINED ({left:,} of {audit['buffered_expected']:,} buffered readings never reached Kafka)"
+        )
+    return _s(audit["drain_time_s"])
 
 
 def _plots(audit: dict[str, Any], agent_results: list[dict]) -> str:

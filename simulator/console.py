@@ -1,17 +1,22 @@
-"""The pilot's interactive simulator: `offline`, `online`, `status`, `quit`, and a live status line (rich)."""
+"""The pilot's interactive simulator: `offline`, `online`, `status`, `quit`, and a live status line (rich);
+and the progress of a scenario run (``make demo``): a live line on a terminal, a plain line every few
+seconds otherwise, so a run that stalls shows it in a CI log instead of printing nothing for minutes."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 import time
+from typing import TextIO
 
 from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
 from simulator.fleet import Fleet
+from simulator.scenario import Scenario
 
+PROGRESS_EVERY_S = 5.0  # a plain progress line this often when the output is not a terminal
 HELP = "commands: offline (network down, devices buffer) | online (flush) | status | quit"
 
 
@@ -96,3 +101,59 @@ async def interactive(fleet: Fleet, duration_s: float, console: Console | None =
             loop.remove_reader(sys.stdin.fileno())
         fleet.stop()
         await driver
+
+
+def phase_of(fleet: Fleet, scn: Scenario) -> str:
+    """The phase running now, from the runner's plan (``fleet.run_state``)."""
+    plan = fleet.run_state
+    if not plan:
+        return "starting"
+    if plan.get("stage") == "final":
+        return "final drain"
+    i = plan.get("phase", 0)
+    if not plan.get("entered") and i > 0:
+        i -= 1  # the plan points at the next phase as soon as its edge is known
+    return scn.phases[i].name if i < len(scn.phases) else "final drain"
+
+
+def progress_text(fleet: Fleet, scn: Scenario, rate: float, started: float) -> str:
+    c = fleet.counters
+    return (
+        f"  {time.monotonic() - started:6.0f} s [{phase_of(fleet, scn)}] generated {c.generated:,}"
+        f" acked {c.acked:,} buffered {fleet.buffered:,} rate {rate:,.0f}/s datagrams {c.datagrams:,}"
+        f" retransmits {c.retransmits:,} timeouts {c.timeouts:,} busy {c.busy:,}"
+    )
+
+
+async def follow(
+    fleet: Fleet,
+    scn: Scenario,
+    stop: asyncio.Event,
+    out: TextIO | None = None,
+    every_s: float = PROGRESS_EVERY_S,
+) -> None:
+    """Show a run's progress until ``stop``: a live line on a terminal, else one plain line every ``every_s``."""
+    out = out or sys.stdout
+    meter = RateMeter()
+    started = time.monotonic()
+    if out.isatty():
+        with Live(Text(""), console=Console(file=out), auto_refresh=False, transient=True) as live:
+            while not stop.is_set():
+                live.update(
+                    Text(progress_text(fleet, scn, meter.update(fleet.counters.acked), started)), refresh=True
+                )
+                await _until(stop, 0.5)
+        return
+    while not stop.is_set():
+        await _until(stop, every_s)
+        if not stop.is_set():
+            print(
+                progress_text(fleet, scn, meter.update(fleet.counters.acked), started), file=out, flush=True
+            )
+
+
+async def _until(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        pass

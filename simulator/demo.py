@@ -3,6 +3,8 @@
 Local Kafka broker (own data dir under .cache/demo/) -> gateway (gateway.launcher, fresh random fleet
 key) -> simulator run of the scenario -> audit -> summary and HTML report path. Ctrl-C or SIGTERM stop
 the run; the gateway and broker are stopped and their temporary data deleted in every case.
+The run shows its progress (a plain line every few seconds when stdout is not a terminal) and reads the
+gateway's /metrics: its refused datagrams name the cause of a stalled run and count as the run's errors.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 from broker.kafka import CACHE, KafkaBroker
 from simulator import aio
 from simulator.runner import new_run_id
-from simulator.scenario import load
+from simulator.scenario import load, readings_per_datagram
 from simulator.session import audit_bundle, run_local
 
 TOPIC = "iot_telemetry"
@@ -68,11 +70,35 @@ def main(scenario_path: str, reports: Path, gateway_workers: int = 2) -> int:
         print(f"demo: gateway UDP {gw.udp_port}, metrics http://127.0.0.1:{gw.http_port}/metrics", flush=True)
         run_id = new_run_id(scn.name)
         print(f"demo: run {run_id}: phases {[(p.name, p.kind) for p in scn.phases]}", flush=True)
-        out, results = aio.run(run_local(scn, text, "127.0.0.1", gw.udp_port, gw.master_key, run_id, reports))
+        print(
+            f"demo: up to {readings_per_datagram(scn)} readings per datagram "
+            f"(flush.batch_size {scn.flush.batch_size}, flush.max_datagram_bytes {scn.flush.max_datagram_bytes:,})",
+            flush=True,
+        )
+        metrics_url = f"http://127.0.0.1:{gw.http_port}/metrics"
+        out, results = aio.run(
+            run_local(
+                scn,
+                text,
+                "127.0.0.1",
+                gw.udp_port,
+                gw.master_key,
+                run_id,
+                reports,
+                metrics_url=metrics_url,
+                progress=True,
+            )
+        )
         c = results["counters"]
         print(
-            f"demo: run done: generated {c['generated']:,}, acked {c['acked']:,}, retransmits {c['retransmits']:,}"
+            f"demo: run {results['status']}: generated {c['generated']:,}, acked {c['acked']:,}, "
+            f"datagrams {c['datagrams']:,} (largest {c['max_datagram_bytes']:,} bytes), "
+            f"retransmits {c['retransmits']:,}, timeouts {c['timeouts']:,}, BUSY {c['busy']:,}, "
+            f"kernel drops at the gateway {int(gw.metric('iot_udp_receive_buffer_errors_total')):,}",
+            flush=True,
         )
+        if results.get("failure"):
+            print(f"demo: run FAILED: {results['failure']}", flush=True)
         errors = {"gateway_produce_errors": int(gw.metric("iot_produce_errors_total"))}
         print("demo: auditing the topic ...", flush=True)
         audit = aio.run(audit_bundle(out, broker.bootstrap, TOPIC, scn, errors))

@@ -7,7 +7,8 @@ a device has at most one pending entry, and stale entries are skipped by a gener
 
 Each device keeps a bounded store-and-forward buffer of its unacked readings (a deque of device
 timestamps; the sequence of entry i is ``base_seq + i``), sends the oldest readings as one IBP/1 batch
-(stop-and-wait), deletes only what an ACK covers, retransmits on timeout with capped exponential
+(stop-and-wait; at most ``flush.batch_size`` readings and ``flush.max_datagram_bytes`` bytes, as the
+firmware's sender), deletes only what an ACK covers, retransmits on timeout with capped exponential
 backoff and full jitter, and honours BUSY retry-after. See docs/simulator.md.
 
 With a state store attached (``Fleet.store``, agent ``--state-dir``: simulator/persist.py) every change
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gateway import protocol as ibp
+from simulator import datagram
 from simulator.scenario import Scenario
 
 if TYPE_CHECKING:
@@ -61,7 +63,7 @@ def device_ids(prefix: str, total: int, agent_index: int, agent_count: int) -> l
         raise ValueError(f"agent index {agent_index} must be in 0..{agent_count - 1}")
     lo = agent_index * total // agent_count
     hi = (agent_index + 1) * total // agent_count
-    width = max(6, len(str(total - 1)))
+    width = datagram.id_width(total)
     return [f"{prefix}{i:0{width}d}" for i in range(lo, hi)]
 
 
@@ -84,6 +86,7 @@ class Device:
         "outage_first",
         "pending",
         "sock",
+        "unanswered_since",
     )
 
     def __init__(self, idx: int, device_id: str, key: bytes, first_seq: int, sock: int) -> None:
@@ -104,6 +107,7 @@ class Device:
         self.drops: list[list[int]] = []  # [first, last] sequence ranges dropped on overflow
         self.outage_first = -1
         self.outage_end = -1
+        self.unanswered_since = -1.0  # monotonic time of its first send the gateway has not answered yet
 
     # The buffer's state changes, shared by the fleet and the journal replay (simulator/persist.py).
 
@@ -169,6 +173,7 @@ class Counters:
     lost_by_fault: int = 0
     acks_lost_by_fault: int = 0
     agent_restarts: int = 0  # times this run was resumed from the agent's state dir
+    max_datagram_bytes: int = 0  # the largest datagram sent (compare with the gateway's max_datagram_bytes)
 
 
 @dataclass
@@ -252,13 +257,15 @@ class Fleet:
         self.backoff_base = scn.transport.backoff_base_ms / 1000
         self.backoff_cap = scn.transport.backoff_cap_ms / 1000
         self.batch = scn.flush.batch_size
+        self.max_bytes = scn.flush.max_datagram_bytes
         self.min_gap = 1.0 / scn.flush.max_datagrams_per_s
         self.jitter = scn.flush.jitter_ms / 1000
         self.capacity = scn.devices.buffer_capacity
         self.drop_oldest = scn.devices.overflow == "drop-oldest"
         self.loss = scn.faults.loss_percent / 100
         self.ack_loss = scn.faults.ack_loss_percent / 100
-        self._payload_pad = max(0, scn.reading.payload_bytes - 60 - len(self.run_id))
+        self._payload_pad = datagram.pad_for(scn.reading.payload_bytes, len(self.run_id))
+        self._check_fits()
         self._mono0 = time.monotonic()
         self._wall0 = time.time()
         self._stopping = False
@@ -267,6 +274,18 @@ class Fleet:
         self._gen_k = 0
         self._clock_started = False
         self._transitions: list[tuple[float, bool]] = []  # (monotonic time, online) applied by the tick loop
+
+    def _check_fits(self) -> None:
+        """Refuse a fleet whose one reading exceeds the byte cap (a run id longer than the validator assumed)."""
+        if self.protocol != "ibp1" or not self.devices:
+            return
+        dev = self.devices[0]
+        one = datagram.data_overhead(dev.id) + datagram.reading_size(self.payload(dev, dev.first_seq))
+        if one > self.max_bytes:
+            raise ValueError(
+                f"flush.max_datagram_bytes {self.max_bytes} cannot hold one reading of run {self.run_id!r} "
+                f"(needs {one} bytes): raise it or lower reading.payload_bytes"
+            )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -396,15 +415,7 @@ class Fleet:
         return self.online and dev.pending == _NONE and dev.inflight_last < 0
 
     def payload(self, dev: Device, seq: int) -> bytes:
-        # Deterministic sensor values from (device, seq): no per-reading storage beyond the timestamp.
-        temp = 18.0 + ((seq * 7919 + dev.idx * 104729) % 120) / 10
-        hum = 35.0 + ((seq * 31 + dev.idx * 17) % 400) / 10
-        body = (
-            f'{{"run":"{self.run_id}","temp_c":{temp:.1f},"hum_pct":{hum:.1f},"bat_mv":{3300 + dev.idx % 900}'
-        )
-        if self._payload_pad:
-            body += f',"pad":"{"x" * self._payload_pad}"'
-        return (body + "}").encode()
+        return datagram.payload(self.run_id, self._payload_pad, dev.idx, seq)
 
     # ------------------------------------------------------------------ sending
 
@@ -437,6 +448,8 @@ class Fleet:
 
     def _xmit(self, dev: Device, data: bytes) -> None:
         self.counters.datagrams += 1
+        if len(data) > self.counters.max_datagram_bytes:
+            self.counters.max_datagram_bytes = len(data)
         if self.loss and self.rng.random() < self.loss:
             self.counters.lost_by_fault += 1
             return
@@ -457,16 +470,35 @@ class Fleet:
         if self.protocol != "ibp1":
             self._send_legacy(dev, now)
             return
-        n = min(self.batch, len(dev.buf))
         first = dev.base_seq
-        buf = dev.buf
-        readings = [(buf[i], self.payload(dev, first + i)) for i in range(n)]
+        readings = self._batch(dev, first)
+        n = len(readings)
         if dev.attempt:
             self.counters.retransmits += 1
         self.counters.sent_readings += n
         dev.inflight_last = first + n - 1
+        if dev.unanswered_since < 0:
+            dev.unanswered_since = now
         self._xmit(dev, ibp.encode_data(dev.id, dev.key, first, readings))
         self._schedule(dev, now + self.ack_timeout, _TIMEOUT)
+
+    def _batch(self, dev: Device, first: int) -> list[tuple[int, bytes]]:
+        """The oldest readings that fit in one datagram: at most ``flush.batch_size``, and at most
+        ``flush.max_datagram_bytes`` bytes (the first reading always goes: the fleet checked that it fits).
+
+        The same rule as the firmware's sender: the device id's overhead, then readings while they fit.
+        A retransmission after a timeout rebuilds the same batch: the same readings, the same bytes.
+        """
+        buf = dev.buf
+        size = datagram.data_overhead(dev.id)
+        readings: list[tuple[int, bytes]] = []
+        for i in range(min(self.batch, len(buf))):
+            payload = self.payload(dev, first + i)
+            size += datagram.reading_size(payload)
+            if readings and size > self.max_bytes:
+                break
+            readings.append((buf[i], payload))
+        return readings
 
     def _send_legacy(self, dev: Device, now: float) -> None:
         """Legacy devices cannot be acked: send and forget, as the original pilot did."""
@@ -519,6 +551,7 @@ class Fleet:
             self.counters.bad_answers += 1
             return
         now = time.monotonic()
+        dev.unanswered_since = -1.0  # the gateway takes this device's datagrams (acked or pushed back)
         if isinstance(resp, ibp.Busy):
             self.counters.busy += 1
             if dev.inflight_last >= 0:
@@ -570,6 +603,7 @@ class Fleet:
         if not online:
             for dev in self.devices:
                 dev.went_offline()
+                dev.unanswered_since = -1.0  # silence during an outage is the outage, not the gateway
             return
         for dev in self.devices:
             dev.went_online()
@@ -593,6 +627,18 @@ class Fleet:
             if dev.outage_end > 0 and dev.base_seq < dev.outage_end:
                 total += min(dev.outage_end - dev.base_seq, len(dev.buf))
         return total
+
+    def unanswered(self, now: float, limit_s: float) -> tuple[float, int]:
+        """(longest time a device has been sending without any answer, devices waiting longer than ``limit_s``)."""
+        oldest = now
+        over = 0
+        for dev in self.devices:
+            since = dev.unanswered_since
+            if since >= 0:
+                oldest = min(oldest, since)
+                if now - since > limit_s:
+                    over += 1
+        return now - oldest, over
 
     # ------------------------------------------------------------------ durable state
 

@@ -14,6 +14,9 @@ from typing import Any, Literal
 
 import yaml
 
+from simulator import datagram
+from simulator.datagram import DEFAULT_MAX_DATAGRAM_BYTES
+
 PROTOCOLS = ("ibp1", "legacy-bin", "legacy-json")
 OVERFLOW = ("drop-oldest", "drop-newest")
 PHASE_KINDS = ("normal", "outage", "recovery")
@@ -45,11 +48,18 @@ class Transport:
     backoff_base_ms: int = 200
     backoff_cap_ms: int = 8000
     sockets: int = 32
+    # A device that keeps sending this long without any answer (ACK or BUSY) fails the run: the gateway
+    # refuses its datagrams (e.g. oversized) or is not there, and retrying until max_s proves nothing.
+    no_ack_fail_s: float = 60.0
 
 
 @dataclass
 class Flush:
     batch_size: int = 32
+    # Bytes per datagram, whatever batch_size says: a batch holds only the readings that fit, as the
+    # firmware's sender does (1472 = one Ethernet MTU of UDP payload, docs/protocol.md). The gateway drops
+    # datagrams over its own max_datagram_bytes (4096 by default) unanswered, counted as "oversized".
+    max_datagram_bytes: int = DEFAULT_MAX_DATAGRAM_BYTES
     max_datagrams_per_s: float = 20.0
     jitter_ms: int = 1000
 
@@ -149,7 +159,9 @@ _RANGES: dict[str, tuple[float | None, float | None]] = {
     "transport.backoff_base_ms": (1, 60_000),
     "transport.backoff_cap_ms": (1, 600_000),
     "transport.sockets": (1, 1024),
+    "transport.no_ack_fail_s": (1, 86_400),
     "flush.batch_size": (1, 255),
+    "flush.max_datagram_bytes": (64, 65_507),  # the gateway's own range for its max_datagram_bytes
     "flush.max_datagrams_per_s": (0.01, 100_000),
     "flush.jitter_ms": (0, 600_000),
     "phases.duration_s": (0, 86_400),
@@ -272,6 +284,14 @@ def _check(ctx: _Ctx, scn: Scenario) -> None:
         )
     if scn.transport.backoff_cap_ms < scn.transport.backoff_base_ms:
         ctx.fail("transport.backoff_cap_ms", "must be >= transport.backoff_base_ms")
+    retry_s = (scn.transport.ack_timeout_ms + scn.transport.backoff_cap_ms) / 1000
+    if scn.transport.no_ack_fail_s < retry_s:
+        ctx.fail(
+            "transport.no_ack_fail_s",
+            f"must be >= ack_timeout_ms + backoff_cap_ms ({retry_s:g} s): a device may wait that long between "
+            "two sends without anything being wrong",
+        )
+    _check_datagram_fits(ctx, scn)
     if not scn.phases:
         ctx.fail(
             "phases", "at least one phase is needed (e.g. normal 30 s, outage 60 s, recovery until drained)"
@@ -287,6 +307,56 @@ def _check(ctx: _Ctx, scn: Scenario) -> None:
         if ph.until == "time" and ph.duration_s <= 0:
             ctx.fail(f"{p}.duration_s", "must be > 0 (or set until: drained on a recovery phase)")
     _check_faults(ctx, scn)
+
+
+def _check_datagram_fits(ctx: _Ctx, scn: Scenario) -> None:
+    """One reading must fit in flush.max_datagram_bytes, or every device would retry one datagram forever."""
+    if scn.transport.protocol != "ibp1":
+        return  # legacy formats carry one reading per datagram, unacknowledged: nothing to cap
+    id_len = len(scn.devices.id_prefix.encode()) + datagram.id_width(scn.devices.count)
+    run_id_len = datagram.run_id_len(scn.name)
+    one = datagram.one_reading_bytes(id_len, scn.reading.payload_bytes, run_id_len)
+    cap = scn.flush.max_datagram_bytes
+    if one > cap:
+        key = (
+            "flush.max_datagram_bytes" if "flush.max_datagram_bytes" in ctx.lines else "reading.payload_bytes"
+        )
+        ctx.fail(
+            key,
+            f"a datagram of one reading needs {one} bytes (payload "
+            f"{datagram.payload_len(scn.reading.payload_bytes, run_id_len)} bytes with a {run_id_len}-character "
+            f"run id, device id of {id_len} bytes) but flush.max_datagram_bytes is {cap}: raise "
+            "flush.max_datagram_bytes (and the gateway's max_datagram_bytes) or lower reading.payload_bytes",
+        )
+
+
+def readings_per_datagram(scn: Scenario) -> int:
+    """Readings in a full IBP/1 datagram of this scenario: flush.batch_size, or fewer when the bytes cap it."""
+    id_len = len(scn.devices.id_prefix.encode()) + datagram.id_width(scn.devices.count)
+    return datagram.readings_per_datagram(
+        scn.flush.batch_size,
+        scn.flush.max_datagram_bytes,
+        id_len,
+        scn.reading.payload_bytes,
+        datagram.run_id_len(scn.name),
+    )
+
+
+def no_ack_limit_s(scn: Scenario) -> float:
+    """How long a device may send without an answer before the run fails (transport.no_ack_fail_s).
+
+    A scenario's host faults silence the gateway on purpose (a partition, a broker or gateway restart):
+    the longest of them, plus a minute for the restarted service to come back, is added to the limit.
+    """
+    longest = 0.0
+    for ev in scn.faults.events:
+        if ev.action == "broker-restart":
+            longest = max(longest, ev.down_s + 60.0)
+        elif ev.action in ("partition", "link-impair"):
+            longest = max(longest, ev.duration_s + 60.0)
+        else:
+            longest = max(longest, 60.0)
+    return scn.transport.no_ack_fail_s + longest
 
 
 def flush_offset_s(scn: Scenario) -> float | None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from pathlib import Path
 from typing import Any
 
 from simulator import audit as auditor
-from simulator import bundle
+from simulator import bundle, gateway_metrics
 from simulator.fleet import Fleet
 from simulator.runner import run_phases
 from simulator.scenario import Scenario
+
+GATEWAY_FLUSH_S = 0.2  # gateway/metrics.py FLUSH_INTERVAL_S (the gateway's modules are not imported here)
 
 
 def effective_config(scn: Scenario, **extra: Any) -> dict[str, Any]:
@@ -26,14 +29,35 @@ async def run_local(
     run_id: str,
     reports: Path,
     seed: int | None = None,
+    metrics_url: str | None = None,
+    progress: bool = False,
 ) -> tuple[Path, dict[str, Any]]:
-    """Run the whole fleet in this process; write the bundle's inputs; return (bundle dir, results)."""
+    """Run the whole fleet in this process; write the bundle's inputs; return (bundle dir, results).
+
+    ``metrics_url``: the gateway's /metrics. Its refusals name the cause when the run stalls, and those
+    during the run go into the results (``gateway_refusals``), which the audit counts as errors.
+    ``progress``: show the run's progress on stdout (simulator/console.py ``follow``).
+    """
     fleet = Fleet(scn, host, port, run_id, master_key, seed=seed)
+    probe = gateway_metrics.prober(metrics_url) if metrics_url else None
+    before = await probe() if probe else None
+    stop = asyncio.Event()
+    follower = None
+    if progress:
+        from simulator.console import follow
+
+        follower = asyncio.create_task(follow(fleet, scn, stop))
     await fleet.open()
     try:
-        results = await run_phases(fleet, scn)
+        results = await run_phases(fleet, scn, refusals=probe)
     finally:
         fleet.close()
+        stop.set()
+        if follower is not None:
+            await follower
+    if probe is not None and before is not None:
+        await asyncio.sleep(2 * GATEWAY_FLUSH_S)  # the workers publish their counters every 0.2 s
+        results["gateway_refusals"] = gateway_metrics.rising(before, await probe())
     results["start_skew_ms"] = 0.0
     out = bundle.bundle_dir(run_id, reports)
     bundle.write_inputs(

@@ -209,3 +209,42 @@ def test_compare_puts_two_runs_side_by_side(tmp_path: Path, capsys: pytest.Captu
     assert "run-a" in out and "run-b" in out and "+3,000" in out
     with pytest.raises(FileNotFoundError, match=r"no audit\.json"):
         compare("run-a", "run-missing", tmp_path)
+
+
+def test_a_gateway_with_small_max_datagram_bytes_fails_the_run_fast_naming_oversized(
+    kafka_broker, fresh_topic, gateway_factory, tmp_path: Path
+) -> None:
+    """The herd-10k issue in small: datagrams over the gateway's limit are dropped unanswered ("oversized").
+
+    The run must stop within seconds and say so, count the refusals as errors and fail max_errors,
+    instead of retrying until max_s and passing max_errors with "0 errors".
+    """
+    gw = gateway_factory.start(kafka_broker.bootstrap, fresh_topic, udp={"max_datagram_bytes": 100})
+    text = (
+        "devices: {count: 20}\n"
+        "transport: {ack_timeout_ms: 300, backoff_base_ms: 50, backoff_cap_ms: 1000, no_ack_fail_s: 3}\n"
+        "flush: {jitter_ms: 50}\nphases: [{name: n, kind: normal, duration_s: 120}]\nfinal_drain_s: 60\n"
+        "slos: {min_peak_rate: 0}\n"
+    )
+    scn = parse(text)
+    started = time.monotonic()
+    out, res = asyncio.run(
+        run_local(
+            scn,
+            text,
+            "127.0.0.1",
+            gw.udp_port,
+            gw.master_key,
+            new_run_id("oversized"),
+            tmp_path,
+            metrics_url=f"http://127.0.0.1:{gw.http_port}/metrics",
+        )
+    )
+    assert time.monotonic() - started < 30, "a 120 s phase must stop within seconds"
+    assert res["status"] == "failed" and "oversized +" in res["failure"], res["failure"]
+    assert res["gateway_refusals"].get("oversized", 0) > 0
+    audit = asyncio.run(audit_bundle(out, kafka_broker.bootstrap, fresh_topic, scn))
+    verdicts = {s["slo"]: s for s in audit["slos"]}
+    assert audit["errors"]["gateway_refused_oversized"] == res["gateway_refusals"]["oversized"]
+    assert not verdicts["max_errors"]["pass"] and not verdicts["run_completed"]["pass"]
+    assert audit["verdict"] == "FAIL" and "oversized" in (out / "summary.txt").read_text()
