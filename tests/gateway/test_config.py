@@ -94,6 +94,14 @@ def test_environment_overrides_file_and_pilot_variables(tmp_path: Path, registry
             "kafka.batchsize: unknown key (from $GATEWAY_KAFKA_BATCHSIZE)",
         ),
         ("", {"NUM_WORKERS": "many"}, "udp.workers: expected an integer"),
+        ("state: {fsync_interval_s: -1}", {}, "state.fsync_interval_s:"),
+        ("state: {compact_bytes: 10}", {}, "state.compact_bytes:"),
+        ("state: {dir: ''}", {}, "state.dir: empty"),
+        (
+            "",
+            {"GATEWAY_STATE_DIR": "/etc/hostname"},
+            "state.dir: /etc/hostname exists and is not a directory",
+        ),
         ("- a list", {}, "must hold a mapping"),
     ],
 )
@@ -134,3 +142,27 @@ def test_cli_exits_2_with_the_key_on_stderr(tmp_path: Path, registry: Path) -> N
     )
     assert result.returncode == 0, result.stderr
     assert "config OK" in result.stdout
+
+
+def test_state_dir_defaults_to_memory_only_and_is_checked_at_start(tmp_path: Path, registry: Path) -> None:
+    """`python -m gateway` keeps hwm in memory unless state.dir is set; an unusable dir stops the start
+    with exit 2 naming it (not a worker crash loop), while --check accepts a dir systemd creates later."""
+    assert load(None, {"GATEWAY_DEVICES_REGISTRY": str(registry)}).state.dir is None
+    env = {"GATEWAY_DEVICES_REGISTRY": str(registry), "GATEWAY_STATE_DIR": str(tmp_path / "later" / "st")}
+    assert load(None, env).state.dir == str(tmp_path / "later" / "st")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    yml = tmp_path / "g.yml"
+    yml.write_text(f"devices: {{registry: {registry}}}\nstate: {{dir: {blocker}/st}}\n")
+    check = subprocess.run(
+        [sys.executable, "-m", "gateway", "--config", str(yml), "--check"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert check.returncode == 0, check.stderr
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "--config", str(yml)], capture_output=True, text=True, cwd=ROOT
+    )
+    assert result.returncode == 2
+    assert f"gateway: config error: state.dir: cannot create {blocker}/st" in result.stderr
