@@ -99,8 +99,8 @@ def test_environment_overrides_file_and_pilot_variables(tmp_path: Path, registry
         ("state: {dir: ''}", {}, "state.dir: empty"),
         (
             "",
-            {"GATEWAY_STATE_DIR": "/etc/hostname"},
-            "state.dir: /etc/hostname exists and is not a directory",
+            {"GATEWAY_STATE_DIR": "/dev/null"},
+            "state.dir: /dev/null exists and is not a directory",
         ),
         ("- a list", {}, "must hold a mapping"),
     ],
