@@ -2,6 +2,7 @@
 """The local multi-host lab: the cloud flow on systemd-nspawn hosts, with the same playbooks.
 
     python scripts/lab.py up [--brokers 1] [--gateways 1] [--agents 3]   # boot hosts, write the inventory
+    python scripts/lab.py check-control                                 # this machine cannot reach Kafka
     python scripts/lab.py down                                          # remove hosts, links, NAT, state
     python scripts/lab.py inventory                                     # print the inventory path
 
@@ -10,15 +11,23 @@ then renders `.cache/lab/hosts.yml` with the very Terraform module that renders 
 (terraform/lab -> terraform/modules/inventory), so site.yml and burst.yml see exactly the shape
 `terraform apply` produces. Lab-only settings (no Grafana repository here, small heaps, the secrets
 directory) go to `.cache/lab/group_vars/all.yml`, next to the inventory, as Ansible expects.
+
+Like an operator's laptop outside the VPC, this machine (the lab's control machine) cannot reach the
+brokers' client port: `up` adds an iptables OUTPUT rule per broker that rejects this machine's own
+connections to it (the hosts still reach each other over the bridge), `down` removes them, and
+`check-control` (run by `make lab-burst`) proves it with a connect attempt from here, refused, and
+one from the monitoring host, accepted. `up --kafka-reachable` leaves the port open.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import errno
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import uuid
@@ -52,6 +61,8 @@ LAB_VARS = {
     "gateway_wheelhouse": str(LAB / "artifacts" / "wheelhouse"),
     "simulator_dist_dir": str(LAB / "artifacts" / "dist"),
     "simulator_wheelhouse": str(LAB / "artifacts" / "wheelhouse"),
+    # burst.yml's control host (the monitoring host): controller, auditor and report dependencies.
+    "burst_control_wheelhouse": str(LAB / "artifacts" / "wheelhouse-control"),
     # Lab hosts are new at every `make lab`: trust each host key on first use, in the lab's own file.
     "ansible_ssh_common_args": f"-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={LAB / 'known_hosts'}",
 }
@@ -129,6 +140,128 @@ def _cluster_id(existing: Path) -> str:
             return cluster_id
 
 
+# The iptables rules that keep this machine off the brokers' client port, found again by their comment.
+CONTROL_COMMENT = "ibp-lab-control-no-kafka"
+
+
+def kafka_endpoints(inventory: Path) -> list[tuple[str, int]]:
+    """The brokers' client endpoints (host, port), from the inventory's kafka_bootstrap_servers."""
+    bootstrap = yaml.safe_load(inventory.read_text())["all"]["vars"]["kafka_bootstrap_servers"]
+    out = []
+    for entry in str(bootstrap).split(","):
+        host, port = entry.strip().rsplit(":", 1)
+        out.append((host, int(port)))
+    return out
+
+
+def control_rule(host: str, port: int) -> list[str]:
+    """Reject this machine's own TCP connections to a broker's client port (OUTPUT: packets that this
+    machine originates; the lab hosts' traffic between each other never passes it)."""
+    return [
+        "OUTPUT",
+        "-d",
+        f"{host}/32",
+        "-p",
+        "tcp",
+        "--dport",
+        str(port),
+        "-m",
+        "comment",
+        "--comment",
+        CONTROL_COMMENT,
+        "-j",
+        "REJECT",
+        "--reject-with",
+        "tcp-reset",
+    ]
+
+
+def block_kafka(inventory: Path) -> None:
+    for host, port in kafka_endpoints(inventory):
+        rule = control_rule(host, port)
+        if subprocess.run(["iptables", "-C", *rule], capture_output=True).returncode != 0:
+            subprocess.run(["iptables", "-I", *rule], check=True)
+        log(f"this machine can no longer connect to {host}:{port} (iptables OUTPUT REJECT); the hosts can")
+
+
+def unblock_kafka() -> int:
+    """Remove every rule with the lab's comment (also when the lab's state directory is gone)."""
+    listing = subprocess.run(["iptables", "-S", "OUTPUT"], capture_output=True, text=True)
+    removed = 0
+    for line in listing.stdout.splitlines():
+        if CONTROL_COMMENT in line and line.startswith("-A "):
+            args = line.split()[1:]
+            if subprocess.run(["iptables", "-D", *args], capture_output=True).returncode == 0:
+                removed += 1
+    return removed
+
+
+def connect_error(host: str, port: int, timeout_s: float = 3.0) -> str | None:
+    """None when a TCP connection opens; otherwise why it did not."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return None
+    except TimeoutError:
+        return f"timed out after {timeout_s:.0f} s"
+    except OSError as e:
+        return f"{errno.errorcode.get(e.errno, e.errno)} ({e.strerror})"
+
+
+def check_control(_: argparse.Namespace) -> int:
+    """Prove the control path: from here the brokers' client port refuses; from the monitoring host
+    (where burst.yml runs the controller and the audit) it accepts, so the broker is up and listening."""
+    inventory = LAB / "hosts.yml"
+    if not inventory.exists():
+        raise SystemExit("error: no lab: run `make lab-hosts` first")
+    rules = [
+        line
+        for line in subprocess.run(
+            ["iptables", "-S", "OUTPUT"], capture_output=True, text=True, check=True
+        ).stdout.splitlines()
+        if CONTROL_COMMENT in line
+    ]
+    if not rules:
+        log("the brokers' client port is reachable from this machine (lab up with --kafka-reachable)")
+        return 0
+    failed = False
+    ansible = Path(sys.executable).with_name("ansible")
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible" / "ansible.cfg"))
+    for host, port in kafka_endpoints(inventory):
+        error = connect_error(host, port)
+        if error is None:
+            log(f"FAIL: this machine connected to {host}:{port}; the control path is not tested")
+            failed = True
+        else:
+            log(f"this machine -> {host}:{port}: {error}")
+        inside = subprocess.run(
+            [
+                str(ansible),
+                "-i",
+                str(inventory),
+                "monitoring",
+                "-o",
+                "-m",
+                "ansible.builtin.wait_for",
+                "-a",
+                f"host={host} port={port} timeout=10",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if inside.returncode != 0:
+            log(f"FAIL: the monitoring host cannot reach {host}:{port}: {inside.stdout.strip()[-300:]}")
+            failed = True
+        else:
+            log(f"monitoring host -> {host}:{port}: connected")
+    for line in subprocess.run(
+        ["iptables", "-L", "OUTPUT", "-v", "-n"], capture_output=True, text=True, check=True
+    ).stdout.splitlines():
+        if CONTROL_COMMENT in line:
+            log(f"rule: {' '.join(line.split())}")
+    return 1 if failed else 0
+
+
 def up(args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
         raise SystemExit("error: the lab boots systemd-nspawn hosts and needs root")
@@ -136,6 +269,9 @@ def up(args: argparse.Namespace) -> int:
     names = host_names(args.brokers, args.gateways, args.agents)
     created = boot(names)
     inventory = render_inventory(names, created)
+    unblock_kafka()  # a re-run of `up`: the brokers' addresses may have changed
+    if not args.kafka_reachable:
+        block_kafka(inventory)
     log(f"hosts up in {created['boot_seconds']} s on {created['network']}; inventory: {inventory}")
     print(inventory)
     return 0
@@ -148,8 +284,12 @@ def down(_: argparse.Namespace) -> int:
             check=True,
             stdout=subprocess.DEVNULL,
         )
+    unblocked = unblock_kafka()
     shutil.rmtree(LAB, ignore_errors=True)
-    log("lab removed (hosts, links, addresses, NAT rules, inventory and lab secrets)")
+    log(
+        "lab removed (hosts, links, addresses, NAT rules, inventory and lab secrets"
+        + (f", {unblocked} Kafka rule(s) of the control machine)" if unblocked else ")")
+    )
     return 0
 
 
@@ -169,10 +309,19 @@ def main(argv: list[str] | None = None) -> int:
     p_up.add_argument("--brokers", type=int, default=1, choices=(1, 3))
     p_up.add_argument("--gateways", type=int, default=1)
     p_up.add_argument("--agents", type=int, default=3)
+    p_up.add_argument(
+        "--kafka-reachable",
+        action="store_true",
+        help="leave the brokers' client port open to this machine (default: closed, as outside the VPC)",
+    )
+    sub.add_parser(
+        "check-control", help="show that this machine cannot reach Kafka and the monitoring host can"
+    )
     sub.add_parser("down", help="remove everything the lab created")
     sub.add_parser("inventory", help="print the lab inventory's path")
     args = parser.parse_args(argv)
-    return {"up": up, "down": down, "inventory": inventory}[args.cmd](args)
+    commands = {"up": up, "check-control": check_control, "down": down, "inventory": inventory}
+    return commands[args.cmd](args)
 
 
 if __name__ == "__main__":
