@@ -95,6 +95,8 @@ async def flush(
         "readings_per_s": round((total - fleet.buffered) / took),
         "datagrams_per_s": round((fleet.counters.datagrams - d0) / took),
         "batch_size": batch,
+        # what really goes into a datagram: batch_size, or fewer when flush.max_datagram_bytes caps it
+        "readings_per_datagram": fleet.full_batch(),
     }
 
 

@@ -287,6 +287,18 @@ class Fleet:
                 f"(needs {one} bytes): raise it or lower reading.payload_bytes"
             )
 
+    def full_batch(self) -> int:
+        """Readings in a full datagram of this fleet: flush.batch_size, or fewer when the bytes cap it."""
+        if not self.devices:
+            return 0
+        return datagram.readings_per_datagram(
+            self.batch,
+            self.max_bytes,
+            len(self.devices[0].id.encode()),
+            self.scenario.reading.payload_bytes,
+            len(self.run_id),
+        )
+
     # ------------------------------------------------------------------ lifecycle
 
     async def open(self) -> None:
