@@ -1,6 +1,7 @@
 """A run the gateway never answers stops in seconds and says why; a drain that did not happen is reported
 as such; the gateway's refusals count as errors; a run shows its progress on a non-terminal output.
-No broker: a UDP socket that swallows everything stands in for a gateway that refuses every datagram."""
+No broker: a UDP socket that swallows everything stands in for a gateway that refuses every datagram
+(tests/simulator/test_runs.py has the same against a real gateway with a small max_datagram_bytes)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ import secrets
 import socket
 import time
 
+import pytest
 from hdrh.histogram import HdrHistogram
 
 from simulator import audit as auditor
-from simulator import bundle
+from simulator import bundle, controller
 from simulator.console import follow
+from simulator.errors import ControllerError
 from simulator.fleet import Fleet
-from simulator.runner import run_phases
+from simulator.runner import new_run_id, run_phases
 from simulator.scenario import Slos, parse
 
 KEY = secrets.token_bytes(32)
@@ -158,3 +161,26 @@ def test_progress_on_a_non_terminal_is_a_plain_line_every_few_seconds() -> None:
     assert 2 <= len(lines) <= 4, lines
     assert "[n] generated 1,234 acked 1,000 buffered 234" in lines[0], lines[0]
     assert "\x1b" not in out.getvalue(), "no terminal control sequences in a log"
+
+
+def test_an_agent_whose_gateway_never_answers_fails_the_distributed_run_fast(agent_factory, tmp_path) -> None:
+    """The agent's run fails (state error, with why); the controller stops every agent instead of waiting."""
+    (agent,) = agent_factory.start(1, KEY)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as gw:
+        gw.bind(("127.0.0.1", 0))
+        started = time.monotonic()
+        with pytest.raises(ControllerError, match=r"agent failed: .*no ACK or BUSY from the gateway"):
+            asyncio.run(
+                controller.run(
+                    [agent.address],
+                    agent_factory.token,
+                    parse(SILENT),
+                    SILENT,
+                    f"127.0.0.1:{gw.getsockname()[1]}",
+                    new_run_id("stall"),
+                    tmp_path,
+                    lead_s=1.0,
+                    progress=lambda _: None,
+                )
+            )
+    assert time.monotonic() - started < 20, "a 60 s phase must stop within seconds"
