@@ -63,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return asyncio.run(Supervisor(cfg).run())
+    except RegistryError as exc:  # the file changed between the check above and the supervisor's copy
+        print(f"gateway: config error: devices.registry: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except OSError as exc:
         print(f"gateway: cannot start: {exc} (is udp.port/http.port already taken?)", file=sys.stderr)
         return 1

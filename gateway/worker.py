@@ -183,7 +183,10 @@ async def run(cfg: config_mod.GatewayConfig, index: int, fd: int, status_fd: int
     transport.close()
     if store is not None:
         await maintain
-        await store.close(handler.hwms)
+        try:
+            await store.close(handler.hwms)
+        except OSError as exc:  # the log written so far still holds every mark: only the fold failed
+            log_event("state_close_failed", logging.ERROR, dir=str(store.dir), error=str(exc))
     await kafka.stop()
     status.set(False)
     m.flush()
