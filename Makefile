@@ -31,8 +31,8 @@ lock: ## Re-resolve requirements.in into requirements.lock (needs registry acces
 lint: $(SETUP_STAMP) ## Lint everything: ruff, yamllint, ansible-lint (production), shellcheck
 	./scripts/lint.sh
 
-test-python: $(SETUP_STAMP) broker-jars ## Run the Python test suites (unit and integration, real broker)
-	$(PY) -m pytest
+test-python: $(SETUP_STAMP) broker-jars ## Run the Python test suites (unit and integration, real broker); tests/terraform runs under terraform-test
+	$(PY) -m pytest --ignore=tests/terraform
 
 broker-jars: $(SETUP_STAMP) ## Assemble Apache Kafka from Maven Central into .cache/kafka (cached)
 	$(PY) -m broker assemble

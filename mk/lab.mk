@@ -13,7 +13,7 @@ LAB_ANSIBLE := ANSIBLE_CONFIG=$(ROOT)/ansible/ansible.cfg $(BIN)/ansible-playboo
 
 lab: lab-hosts lab-site lab-burst ## Local lab: boot nspawn hosts, run site.yml, then burst.yml with SCENARIO; prints the report
 
-lab-hosts: $(SETUP_STAMP) broker-jars dist tofu ## Boot the lab hosts (LAB_BROKERS/LAB_GATEWAYS/LAB_AGENTS) and render their inventory
+lab-hosts: $(SETUP_STAMP) broker-jars dist ## Boot the lab hosts (LAB_BROKERS/LAB_GATEWAYS/LAB_AGENTS) and render their inventory
 	$(PY) scripts/lab.py up --brokers $(LAB_BROKERS) --gateways $(LAB_GATEWAYS) --agents $(LAB_AGENTS) \
 	  $(if $(filter 1 yes true,$(LAB_KAFKA_REACHABLE)),--kafka-reachable)
 

@@ -38,7 +38,8 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 LAB = ROOT / ".cache" / "lab"
 NSPAWN = ROOT / "molecule" / "shared" / "nspawn_hosts.py"
-TOFU = ROOT / ".cache" / "tools" / "bin" / "tofu"
+# Terraform or OpenTofu, whichever the machine has (scripts/tf.sh picks; the lab module needs no provider).
+TF = ROOT / "scripts" / "tf.sh"
 TF_LAB = ROOT / "terraform" / "lab"
 
 LAB_VARS = {
@@ -92,8 +93,6 @@ def boot(names: dict[str, list[str]]) -> dict:
 
 
 def render_inventory(names: dict[str, list[str]], created: dict) -> Path:
-    if not TOFU.exists():
-        raise SystemExit(f"error: OpenTofu is not built at {TOFU}: run `make tofu` first")
     addresses = {i["instance"]: i["address"] for i in created["instances"]}
     key_file = created["instances"][0]["identity_file"]
     tfvars = {
@@ -102,7 +101,7 @@ def render_inventory(names: dict[str, list[str]], created: dict) -> Path:
     tfvars["ssh_private_key_file"] = key_file
     (LAB / "lab.tfvars.json").write_text(json.dumps(tfvars, indent=1))
     env = dict(os.environ, TF_DATA_DIR=str(LAB / "tf"), TF_IN_AUTOMATION="1", TF_CLI_CONFIG_FILE="/dev/null")
-    tofu = [str(TOFU), f"-chdir={TF_LAB}"]
+    tofu = [str(TF), f"-chdir={TF_LAB}"]
     state = f"-state={LAB / 'terraform.tfstate'}"
     subprocess.run([*tofu, "init", "-input=false"], check=True, env=env, stdout=subprocess.DEVNULL)
     subprocess.run(

@@ -44,8 +44,23 @@ variable "vpc_cidr" {
 }
 
 variable "admin_cidrs" {
-  description = "Operator networks (SSH, metrics, Prometheus, Grafana, agent API). No /0 allowed."
+  description = "Operator networks (SSH, metrics, Prometheus, Grafana, agent API): at most /16 wide each unless allow_wide_admin_cidrs."
   type        = list(string)
+
+  validation {
+    condition     = length(var.admin_cidrs) > 0 && alltrue([for c in var.admin_cidrs : can(cidrnetmask(c))])
+    error_message = "admin_cidrs must list at least one IPv4 CIDR such as 203.0.113.0/24 (your operator network)."
+  }
+  validation {
+    condition     = var.allow_wide_admin_cidrs || alltrue([for c in var.admin_cidrs : can(cidrnetmask(c)) && tonumber(split("/", c)[1]) >= 16])
+    error_message = "Each admin_cidrs entry opens SSH and the agent API to everyone in it: use /16 or narrower (e.g. your office /24 or your address /32), or set allow_wide_admin_cidrs = true if you really mean wider."
+  }
+}
+
+variable "allow_wide_admin_cidrs" {
+  description = "Accept admin_cidrs wider than /16 (0.0.0.0/0 included). Off: a wide admin network is almost always a mistake."
+  type        = bool
+  default     = false
 }
 
 variable "device_cidrs" {
@@ -116,9 +131,27 @@ variable "instance_types" {
 }
 
 variable "assign_public_ip" {
-  description = "Give hosts public IPv4 addresses (false for VPN/bastion access)."
+  description = "Give every host a public IPv4 address. False: brokers, gateways and agents sit in private subnets with a NAT gateway for egress; the monitoring host keeps a public address and is the SSH bastion (see bastion)."
   type        = bool
   default     = true
+}
+
+variable "bastion" {
+  description = "With assign_public_ip = false: keep the monitoring host public and reach the others through it (ProxyCommand in the inventory). False: you reach the private addresses yourself (VPN, Direct Connect)."
+  type        = bool
+  default     = true
+}
+
+variable "nat_gateway" {
+  description = "With assign_public_ip = false: create private subnets and a NAT gateway so private hosts reach package mirrors (billed per hour and per GB). False: your VPC provides egress."
+  type        = bool
+  default     = true
+}
+
+variable "detailed_monitoring" {
+  description = "1-minute EC2 CloudWatch metrics on every instance (billed per instance; Prometheus scrapes every host anyway)."
+  type        = bool
+  default     = false
 }
 
 variable "data_bucket_name" {
@@ -174,19 +207,50 @@ variable "broker_flavor" {
   default     = "automq"
 }
 
-variable "aws_endpoints" {
-  description = "Custom AWS API endpoints (keys ec2, s3, iam, sts) for an emulator such as moto; empty for real AWS."
-  type        = map(string)
-  default     = {}
-
-  validation {
-    condition     = alltrue([for k, v in var.aws_endpoints : contains(["ec2", "s3", "iam", "sts"], k) && can(regex("^https?://", v))])
-    error_message = "aws_endpoints keys must be ec2, s3, iam or sts and values http(s):// URLs."
-  }
-}
 
 variable "tags" {
   description = "Extra tags for every resource (Project and Deployment are always set)."
   type        = map(string)
   default     = {}
+}
+
+# --- Handed to the Ansible roles through the rendered inventory ------------------------------------
+
+variable "automq_archive_url" {
+  description = "AutoMQ release tarball the brokers download (automq flavor); the default is the 1.7.0 release, built on Apache Kafka 3.9.1."
+  type        = string
+  default     = "https://github.com/AutoMQ/automq/releases/download/1.7.0/automq-1.7.0_kafka-3.9.1.tgz"
+
+  validation {
+    condition     = can(regex("^(https?|file)://.+/automq-[0-9][^/]*_kafka-[0-9][^/]*\\.tgz$", var.automq_archive_url))
+    error_message = "automq_archive_url must be an http(s):// or file:// URL of an automq-<version>_kafka-<kafka version>.tgz release tarball (a mirror of it is fine)."
+  }
+}
+
+variable "automq_archive_checksum" {
+  description = "sha256:<64 hex> of that tarball (required for the automq flavor: `curl -fsSL <url> | sha256sum`)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.automq_archive_checksum == "" || can(regex("^sha256:[0-9a-f]{64}$", var.automq_archive_checksum))
+    error_message = "automq_archive_checksum must be sha256: followed by 64 lowercase hex digits."
+  }
+}
+
+variable "time_servers" {
+  description = "NTP servers for chrony on every host; the default is the Amazon Time Sync Service (link-local, reachable from every instance whatever the security groups say), which the burst's clock-skew check relies on."
+  type        = list(string)
+  default     = ["169.254.169.123"]
+}
+
+variable "grafana_admin_password_var" {
+  description = "Name of the Ansible Vault variable holding Grafana's admin password (put it in ansible/inventories/aws/group_vars/all/vault.yml with ansible-vault)."
+  type        = string
+  default     = "vault_grafana_admin_password"
+
+  validation {
+    condition     = can(regex("^[a-z_][a-z0-9_]*$", var.grafana_admin_password_var))
+    error_message = "grafana_admin_password_var must be an Ansible variable name."
+  }
 }

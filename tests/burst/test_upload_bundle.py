@@ -3,51 +3,23 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
 
-from broker.kafka import free_port
+from tests.fixtures.moto import MOTO_CREDENTIALS
 
 ROOT = Path(__file__).resolve().parents[2]
 UPLOAD = ROOT / "scripts" / "upload_bundle.py"
-CREDS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
+CREDS = MOTO_CREDENTIALS
 
 
 @pytest.fixture
-def s3_endpoint(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    server = Path(sys.executable).with_name("moto_server")
-    log = open(tmp_path / "moto.log", "wb")
-    proc = subprocess.Popen(
-        [str(server), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            raise RuntimeError(f"moto_server did not start: {(tmp_path / 'moto.log').read_text()}")
-        yield endpoint
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
+def s3_endpoint(moto_endpoint: str) -> str:
+    return moto_endpoint
 
 
 def _bundle(tmp_path: Path) -> Path:

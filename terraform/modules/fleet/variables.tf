@@ -23,8 +23,20 @@ variable "ssh_public_key" {
   }
 }
 
+variable "public_groups" {
+  description = "Groups whose hosts get a public IPv4 address (in public_subnet_ids)."
+  type        = list(string)
+  default     = ["brokers", "gateways", "agents", "monitoring"]
+}
+
+variable "public_subnet_ids" {
+  description = "Subnets for the hosts of public_groups; empty: subnet_ids."
+  type        = list(string)
+  default     = []
+}
+
 variable "subnet_ids" {
-  description = "Subnets to spread hosts over (round robin per group)."
+  description = "Subnets to spread hosts over (round robin per group); the private ones for groups not in public_groups."
   type        = list(string)
 
   validation {
@@ -123,16 +135,10 @@ variable "root_volume_gb" {
   }
 }
 
-variable "assign_public_ip" {
-  description = "Give every host a public IPv4 address (SSH from the admin CIDR, devices reach gateways). False for VPN/bastion setups."
-  type        = bool
-  default     = true
-}
-
 variable "detailed_monitoring" {
-  description = "Enable 1-minute EC2 CloudWatch metrics."
+  description = "1-minute EC2 CloudWatch metrics (billed per instance per month; Prometheus already scrapes every host)."
   type        = bool
-  default     = true
+  default     = false
 }
 
 variable "tags" {

@@ -13,12 +13,15 @@ locals {
     monitoring = "monitoring"
   }
 
+  public_subnets = length(var.public_subnet_ids) > 0 ? var.public_subnet_ids : var.subnet_ids
+
   hosts = merge([
     for g, n in local.counts : {
       for i in range(n) : "${local.prefixes[g]}-${i}" => {
         group            = g
         index            = i
-        subnet_id        = var.subnet_ids[i % length(var.subnet_ids)]
+        public_ip        = contains(var.public_groups, g)
+        subnet_id        = contains(var.public_groups, g) ? local.public_subnets[i % length(local.public_subnets)] : var.subnet_ids[i % length(var.subnet_ids)]
         instance_type    = var.instance_types[g]
         root_volume_gb   = var.root_volume_gb[g]
         instance_profile = g == "brokers" ? var.broker_instance_profile : null

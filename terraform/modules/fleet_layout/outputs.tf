@@ -1,5 +1,5 @@
 output "hosts" {
-  description = "One entry per instance, keyed by inventory host name: {group, index, subnet_id, instance_type, root_volume_gb, instance_profile}."
+  description = "One entry per instance, keyed by inventory host name: {group, index, public_ip, subnet_id, instance_type, root_volume_gb, instance_profile}."
   value       = local.hosts
 }
 

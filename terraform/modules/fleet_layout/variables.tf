@@ -28,8 +28,25 @@ variable "agent_count" {
   }
 }
 
+variable "public_groups" {
+  description = "Groups whose hosts get a public address and sit in public_subnet_ids; the others sit in subnet_ids."
+  type        = list(string)
+  default     = ["brokers", "gateways", "agents", "monitoring"]
+
+  validation {
+    condition     = alltrue([for g in var.public_groups : contains(["brokers", "gateways", "agents", "monitoring"], g)])
+    error_message = "public_groups may only name brokers, gateways, agents and monitoring."
+  }
+}
+
+variable "public_subnet_ids" {
+  description = "Subnets for the hosts of public_groups, round robin; empty: subnet_ids."
+  type        = list(string)
+  default     = []
+}
+
 variable "subnet_ids" {
-  description = "Subnets to spread each group over, round robin."
+  description = "Subnets to spread each group over, round robin (the groups not in public_groups)."
   type        = list(string)
 
   validation {

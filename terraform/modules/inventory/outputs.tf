@@ -6,6 +6,11 @@ output "inventory" {
     condition     = local.names_unique
     error_message = "Host names must be unique across brokers, gateways, agents and monitoring; repeated: ${join(", ", local.duplicate_names)}."
   }
+
+  precondition {
+    condition     = length(local.clashing_role_vars) == 0
+    error_message = "role_vars may not set what the inventory module sets itself: ${join(", ", local.clashing_role_vars)}."
+  }
 }
 
 output "yaml" {
@@ -15,6 +20,11 @@ output "yaml" {
   precondition {
     condition     = local.names_unique
     error_message = "Host names must be unique across brokers, gateways, agents and monitoring; repeated: ${join(", ", local.duplicate_names)}."
+  }
+
+  precondition {
+    condition     = length(local.clashing_role_vars) == 0
+    error_message = "role_vars may not set what the inventory module sets itself: ${join(", ", local.clashing_role_vars)}."
   }
 }
 

@@ -176,3 +176,37 @@ variable "ssh_private_key_file" {
   type        = string
   default     = ""
 }
+
+variable "cluster_id" {
+  description = "Kafka/AutoMQ cluster id (22 characters of URL-safe base64) rendered as automq_cluster_id; empty leaves it to the inventory's group_vars."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.cluster_id == "" || can(regex("^[A-Za-z0-9_][A-Za-z0-9_-]{21}$", var.cluster_id))
+    error_message = "cluster_id must be 22 characters of A-Z, a-z, 0-9, '_' and '-', not starting with '-'."
+  }
+}
+
+variable "bastion_host" {
+  description = "Public address of an SSH jump host; hosts without a public address are reached through it (ProxyCommand). Empty: reach them directly (VPN)."
+  type        = string
+  default     = ""
+}
+
+variable "ssh_host_key_checking" {
+  description = "OpenSSH StrictHostKeyChecking for every host: accept-new (new cloud hosts: trust on first use, refuse a changed key) or yes."
+  type        = string
+  default     = "accept-new"
+
+  validation {
+    condition     = contains(["accept-new", "yes"], var.ssh_host_key_checking)
+    error_message = "ssh_host_key_checking must be accept-new or yes."
+  }
+}
+
+variable "role_vars" {
+  description = "Further variables for every host (all.vars), e.g. release archives, time servers, ports; they may not replace a variable this module sets itself."
+  type        = any
+  default     = {}
+}

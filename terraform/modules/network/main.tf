@@ -1,5 +1,6 @@
 locals {
-  create = var.existing_vpc_id == ""
+  create  = var.existing_vpc_id == ""
+  private = local.create && var.private_subnets
 }
 
 resource "aws_vpc" "this" {
@@ -60,6 +61,86 @@ resource "aws_route_table_association" "public" {
 
   subnet_id      = aws_subnet.public[count.index].id
   route_table_id = aws_route_table.public[0].id
+}
+
+# Private hosts: one subnet per AZ (the upper half of the VPC's /24s) routed to a NAT gateway in
+# the first public subnet. One NAT gateway, not one per AZ: the pilot is short-lived and a single
+# gateway costs a third of three (per hour and per GB); an AZ outage stops egress, not the burst.
+resource "aws_subnet" "private" {
+  count = local.private ? length(var.availability_zones) : 0
+
+  vpc_id                  = aws_vpc.this[0].id
+  availability_zone       = var.availability_zones[count.index]
+  cidr_block              = cidrsubnet(var.vpc_cidr, 8, count.index + 128)
+  map_public_ip_on_launch = false
+
+  tags = merge(var.tags, { Name = "${var.name}-private-${var.availability_zones[count.index]}" })
+}
+
+resource "aws_eip" "nat" {
+  count = local.private ? 1 : 0
+
+  domain = "vpc"
+  tags   = merge(var.tags, { Name = "${var.name}-nat" })
+}
+
+resource "aws_nat_gateway" "this" {
+  count = local.private ? 1 : 0
+
+  allocation_id = aws_eip.nat[0].id
+  subnet_id     = aws_subnet.public[0].id
+  tags          = merge(var.tags, { Name = var.name })
+
+  depends_on = [aws_internet_gateway.this]
+}
+
+resource "aws_route_table" "private" {
+  count = local.private ? 1 : 0
+
+  vpc_id = aws_vpc.this[0].id
+  tags   = merge(var.tags, { Name = "${var.name}-private" })
+}
+
+resource "aws_route" "nat" {
+  count = local.private ? 1 : 0
+
+  route_table_id         = aws_route_table.private[0].id
+  destination_cidr_block = "0.0.0.0/0"
+  nat_gateway_id         = aws_nat_gateway.this[0].id
+}
+
+resource "aws_route_table_association" "private" {
+  count = local.private ? length(var.availability_zones) : 0
+
+  subnet_id      = aws_subnet.private[count.index].id
+  route_table_id = aws_route_table.private[0].id
+}
+
+# AutoMQ writes every record to S3: through this gateway endpoint that traffic stays in the VPC,
+# costs nothing per GB (a NAT gateway charges for each GB) and needs no internet route at all.
+resource "aws_vpc_endpoint" "s3" {
+  count = local.create ? 1 : 0
+
+  vpc_id            = aws_vpc.this[0].id
+  service_name      = "com.amazonaws.${var.region}.s3"
+  vpc_endpoint_type = "Gateway"
+
+  tags = merge(var.tags, { Name = "${var.name}-s3" })
+}
+
+# One association per route table, so adding the private table later leaves the endpoint alone.
+resource "aws_vpc_endpoint_route_table_association" "s3_public" {
+  count = local.create ? 1 : 0
+
+  vpc_endpoint_id = aws_vpc_endpoint.s3[0].id
+  route_table_id  = aws_route_table.public[0].id
+}
+
+resource "aws_vpc_endpoint_route_table_association" "s3_private" {
+  count = local.private ? 1 : 0
+
+  vpc_endpoint_id = aws_vpc_endpoint.s3[0].id
+  route_table_id  = aws_route_table.private[0].id
 }
 
 data "aws_vpc" "existing" {

@@ -51,3 +51,14 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "private_subnets" {
+  description = "Also create one private subnet per AZ whose internet egress goes through a NAT gateway (for hosts without public addresses; ignored with existing_vpc_id)."
+  type        = bool
+  default     = false
+}
+
+variable "region" {
+  description = "Region of the VPC (names the S3 gateway endpoint's service, com.amazonaws.<region>.s3)."
+  type        = string
+}

@@ -215,3 +215,59 @@ run "duplicate_host_names_rejected" {
 
   expect_failures = [output.inventory, output.yaml]
 }
+
+run "private_hosts_through_the_bastion" {
+  command = apply
+
+  variables {
+    bastion_host         = "198.51.100.40"
+    ssh_private_key_file = "~/.ssh/pilot"
+    cluster_id           = "MkU3OEVBNTcwNTJENDM2Qg"
+  }
+
+  assert {
+    condition     = output.inventory.all.children.agents.hosts["agent-1"].ansible_ssh_common_args == "-o StrictHostKeyChecking=accept-new -o ProxyCommand=\"ssh -o StrictHostKeyChecking=accept-new -i ~/.ssh/pilot -W %h:%p admin@198.51.100.40\""
+    error_message = "a host without a public address is reached through the bastion: ${output.inventory.all.children.agents.hosts["agent-1"].ansible_ssh_common_args}"
+  }
+  assert {
+    condition     = !contains(keys(output.inventory.all.children.agents.hosts["agent-0"]), "ansible_ssh_common_args")
+    error_message = "a host with a public address is reached directly (all.vars' options)"
+  }
+  assert {
+    condition     = output.inventory.all.vars.ansible_ssh_common_args == "-o StrictHostKeyChecking=accept-new" && output.inventory.all.vars.automq_cluster_id == "MkU3OEVBNTcwNTJENDM2Qg"
+    error_message = "host-key policy and cluster id go to all.vars"
+  }
+}
+
+run "role_vars_reach_all_vars" {
+  command = apply
+
+  variables {
+    role_vars = { common_chrony_servers = ["169.254.169.123"], automq_archive_url = "https://example.org/automq-1.7.0_kafka-3.9.1.tgz" }
+  }
+
+  assert {
+    condition     = output.inventory.all.vars.common_chrony_servers == ["169.254.169.123"] && output.inventory.all.vars.automq_archive_url == "https://example.org/automq-1.7.0_kafka-3.9.1.tgz"
+    error_message = "role_vars must be rendered into all.vars"
+  }
+}
+
+run "role_vars_cannot_replace_module_vars" {
+  command = plan
+
+  variables {
+    role_vars = { automq_flavor = "kafka" }
+  }
+
+  expect_failures = [output.inventory, output.yaml]
+}
+
+run "bad_cluster_id_rejected" {
+  command = plan
+
+  variables {
+    cluster_id = "-starts-with-a-dash-xx"
+  }
+
+  expect_failures = [var.cluster_id]
+}
