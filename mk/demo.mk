@@ -7,3 +7,11 @@ demo: $(SETUP_STAMP) broker-jars ## One-machine burst: broker + gateway + SCENAR
 
 simulator-capacity: $(SETUP_STAMP) ## Simulator capacity: devices per process at 1 reading/s and peak flush rate (JSON)
 	$(PY) -m simulator capacity --json
+
+.PHONY: limit
+LIMIT_SCENARIO ?= $(SCENARIO)
+VARY ?= devices
+MIN ?= 1000
+MAX ?= 80000
+limit: $(SETUP_STAMP) broker-jars ## Limit search: SCENARIO at growing VARY=devices|outage_s|rate_hz (MIN..MAX), bisect to the largest passing size, one report
+	$(PY) -m simulator limit --scenario $(LIMIT_SCENARIO) --vary $(VARY) --min $(MIN) --max $(MAX)

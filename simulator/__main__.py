@@ -175,6 +175,15 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--reports", type=Path, default=reports_default)
     d.add_argument("--gateway-workers", type=int, default=2)
 
+    li = sub.add_parser("limit", help="largest size that passes every SLO: grow x2, then bisect")
+    li.add_argument("--scenario", default="scenarios/smoke.yml")
+    li.add_argument("--vary", choices=("devices", "outage_s", "rate_hz"), default="devices")
+    li.add_argument("--min", type=float, default=1000)
+    li.add_argument("--max", type=float, default=80000)
+    li.add_argument("--budget-s", type=float, default=1800)
+    li.add_argument("--max-runs", type=int, default=10)
+    li.add_argument("--reports", type=Path, default=reports_default)
+
     s = sub.add_parser("sink", help="UDP sink that acks every batch (capacity yardstick)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=0)
@@ -286,6 +295,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from simulator.demo import main as demo
 
         return demo(args.scenario, args.reports, args.gateway_workers)
+    if args.cmd == "limit":
+        from simulator.limit_run import main as limit
+
+        return limit(args.scenario, args.vary, args.min, args.max, args.reports, args.budget_s, args.max_runs)
     if args.cmd == "sink":
         from simulator.sink import serve
 
