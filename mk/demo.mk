@@ -13,5 +13,7 @@ LIMIT_SCENARIO ?= $(SCENARIO)
 VARY ?= devices
 MIN ?= 1000
 MAX ?= 80000
+BUDGET_S ?= 1800
+MAX_RUNS ?= 10
 limit: $(SETUP_STAMP) broker-jars ## Limit search: SCENARIO at growing VARY=devices|outage_s|rate_hz (MIN..MAX), bisect to the largest passing size, one report
-	$(PY) -m simulator limit --scenario $(LIMIT_SCENARIO) --vary $(VARY) --min $(MIN) --max $(MAX)
+	$(PY) -m simulator limit --scenario $(LIMIT_SCENARIO) --vary $(VARY) --min $(MIN) --max $(MAX) --budget-s $(BUDGET_S) --max-runs $(MAX_RUNS)
