@@ -213,7 +213,7 @@ def report_html(audit: dict[str, Any], agent_results: list[dict], scenario_text:
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Run {esc(audit["run_id"])}</title>
 <style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto}}td,th{{padding:2px 8px;text-align:left}}
-.pass{{color:#fff;background:#2a2}}.fail{{color:#fff;background:#c22}}pre{{background:#f4f4f4;padding:8px}}</style>
+.pass{{color:#fff;background:#2a2}}.fail{{color:#fff;background:#c22}}pre{{background:#f4f4f4;padding:8px;white-space:pre-wrap;overflow-wrap:anywhere}}</style>
 </head><body>
 <h1>Run {esc(audit["run_id"])}: <span class="{"pass" if audit["verdict"] == "PASS" else "fail"}">{audit["verdict"]}</span></h1>
 <pre>{esc(summary_text(audit))}</pre>
