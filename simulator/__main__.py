@@ -21,7 +21,7 @@ from pathlib import Path
 
 from simulator import aio
 
-COMMANDS = ("run", "agent", "controller", "audit", "compare", "capacity", "demo", "sink", "validate")
+COMMANDS = ("limit", "run", "agent", "controller", "audit", "compare", "capacity", "demo", "sink", "validate")
 
 
 def _key_args(p: argparse.ArgumentParser) -> None:
