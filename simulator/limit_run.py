@@ -147,7 +147,7 @@ class LocalRunner:
         return StepResult(
             size=size,
             passed=audit["verdict"] == "PASS",
-            failed_slos=list(audit.get("reasons") or []),
+            failed_slos=[x["slo"] for x in audit.get("slos", []) if not x.get("pass")],
             backlog=int(audit.get("buffered_expected") or 0),
             drain_s=audit.get("drain_time_s"),
             peak_rate=float(audit.get("peak_rate_during_flush") or audit.get("peak_rate") or 0),
