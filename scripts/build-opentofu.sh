@@ -29,18 +29,7 @@ have_version() {
         grep -qF "\"terraform_version\": \"${TOFU_VERSION#v}\""
 }
 
-mkdir -p "$TOOLS/bin" "$LOGS" "$TOOLS/providers"
-
-# CLI configuration for offline use (tests): providers only from the filesystem mirror under the
-# tools cache, no update checks. Used through TF_CLI_CONFIG_FILE by mk/terraform.mk and the tests.
-cat > "$TOOLS/tofu-offline.tfrc" <<EOF_TFRC
-disable_checkpoint = true
-provider_installation {
-  filesystem_mirror {
-    path = "$TOOLS/providers"
-  }
-}
-EOF_TFRC
+mkdir -p "$TOOLS/bin" "$LOGS"
 
 if have_version "$BIN"; then
     echo "$BIN"
