@@ -250,6 +250,10 @@ DUPLICATE_CAUSES = {
         "produce requests the broker wrote but whose answer was lost when it stopped: the gateway reported a "
         "failure (no ACK), the device retransmitted, and the reading was produced again"
     ),
+    "broker-kill": (
+        "produce requests the killed broker had written (to its page cache or the log) whose answer never left "
+        "it: the gateway saw a failure or a timeout (no ACK), the device retransmitted, the reading was produced again"
+    ),
     "link-impair": (
         "ACKs lost or late on the impaired link make devices retransmit; the gateway answers a retransmission "
         "of a committed reading without producing it again, so copies here come from a gateway-side cause"

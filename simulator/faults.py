@@ -24,6 +24,7 @@ from simulator.scenario import FaultEvent, Scenario, ScenarioError, flush_offset
 
 GROUP_OF = {
     "broker-restart": "brokers",
+    "broker-kill": "brokers",
     "gateway-restart": "gateways",
     "link-impair": "agents",
     "partition": "agents",
@@ -32,6 +33,7 @@ GROUP_OF = {
 # The scenario keys that matter for each action (reported with the fault).
 PARAMS = {
     "broker-restart": ("down_s",),
+    "broker-kill": ("down_s",),
     "gateway-restart": ("signal",),
     "partition": ("duration_s",),
     "link-impair": ("duration_s", "loss_percent", "delay_ms", "jitter_ms", "reorder_percent"),
@@ -44,7 +46,7 @@ START, END = "start", "end"
 def _argv(ev: FaultEvent, gateway: tuple[str, int], services: dict[str, str], agent_python: str) -> list[str]:
     """The action and its arguments for ``ibp-fault`` (after RUN LABEL AT)."""
     gw_host, gw_port = gateway
-    if ev.action == "broker-restart":
+    if ev.action in ("broker-restart", "broker-kill"):
         return [ev.action, services["broker"], f"{ev.down_s:g}"]
     if ev.action == "gateway-restart":
         return [ev.action, services["gateway"], ev.signal]
@@ -103,20 +105,6 @@ def plan(
                 }
             )
     return out
-
-
-def _relevant(action: str, key: str) -> bool:
-    return (
-        key == "at_s"
-        or key
-        in {
-            "broker-restart": ("down_s",),
-            "gateway-restart": ("signal",),
-            "partition": ("duration_s",),
-            "link-impair": ("duration_s", "loss_percent", "delay_ms", "jitter_ms", "reorder_percent"),
-            "agent-reboot": (),
-        }[action]
-    )
 
 
 def read_log(path: Path) -> list[dict[str, Any]]:

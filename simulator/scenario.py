@@ -20,7 +20,14 @@ from simulator.datagram import DEFAULT_MAX_DATAGRAM_BYTES
 PROTOCOLS = ("ibp1", "legacy-bin", "legacy-json")
 OVERFLOW = ("drop-oldest", "drop-newest")
 PHASE_KINDS = ("normal", "outage", "recovery")
-FAULT_ACTIONS = ("broker-restart", "gateway-restart", "link-impair", "partition", "agent-reboot")
+FAULT_ACTIONS = (
+    "broker-restart",
+    "broker-kill",
+    "gateway-restart",
+    "link-impair",
+    "partition",
+    "agent-reboot",
+)
 
 
 class ScenarioError(ValueError):
@@ -83,11 +90,13 @@ class FaultEvent:
     (link-impair only).
     """
 
-    action: Literal["broker-restart", "gateway-restart", "link-impair", "partition", "agent-reboot"]
+    action: Literal[
+        "broker-restart", "broker-kill", "gateway-restart", "link-impair", "partition", "agent-reboot"
+    ]
     at_s: float = 2.0
     name: str = ""
     target: int = 0
-    # broker-restart: the broker stays stopped this long before it is started again
+    # broker-restart / broker-kill: the broker stays down this long before it is started again
     down_s: float = 10.0
     # gateway-restart: SIGTERM (systemctl restart, a clean drain) or SIGKILL (systemd restarts it)
     signal: Literal["SIGTERM", "SIGKILL"] = "SIGTERM"
@@ -350,7 +359,7 @@ def no_ack_limit_s(scn: Scenario) -> float:
     """
     longest = 0.0
     for ev in scn.faults.events:
-        if ev.action == "broker-restart":
+        if ev.action in ("broker-restart", "broker-kill"):
             longest = max(longest, ev.down_s + 60.0)
         elif ev.action in ("partition", "link-impair"):
             longest = max(longest, ev.duration_s + 60.0)

@@ -37,8 +37,11 @@ def test_plan_puts_each_fault_on_its_host_at_flush_plus_at_s() -> None:
         "    - {action: broker-restart, at_s: 3, down_s: 8}\n"
         "    - {action: gateway-restart, signal: SIGKILL, at_s: 2}\n"
         "    - {action: agent-reboot, target: 1}\n"
+        "    - {action: broker-kill, at_s: 4, down_s: 6}\n"
     )
     by = {e["label"]: e for e in entries}
+    assert by["broker-kill"]["argv"] == ["broker-kill", "automq", "6"]
+    assert by["broker-kill"]["host"] == "b0" and by["broker-kill"]["params"] == {"at_s": 4.0, "down_s": 6.0}
     assert by["broker-restart"]["host"] == "b0" and by["broker-restart"]["planned_at"] == 1043.0
     assert by["broker-restart"]["argv"] == ["broker-restart", "automq", "8"]
     assert by["gateway-restart-sigkill"]["argv"] == ["gateway-restart", "iot-gateway", "SIGKILL"]
