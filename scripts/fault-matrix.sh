@@ -11,6 +11,11 @@ if [ $# -lt 2 ]; then
 fi
 inventory=$1
 shift
+# The lab's generated Vault password (scripts/lab.py); elsewhere give ANSIBLE_VAULT_PASSWORD_FILE yourself.
+vault_pass="$(dirname "$inventory")/secrets/vault-pass"
+if [ -z "${ANSIBLE_VAULT_PASSWORD_FILE:-}" ] && [ -f "$vault_pass" ]; then
+  export ANSIBLE_VAULT_PASSWORD_FILE="$vault_pass"
+fi
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 bundles=()
 n=0

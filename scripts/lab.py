@@ -10,7 +10,11 @@
 then renders `.cache/lab/hosts.yml` with the very Terraform module that renders the AWS inventory
 (terraform/lab -> terraform/modules/inventory), so site.yml and burst.yml see exactly the shape
 `terraform apply` produces. Lab-only settings (no Grafana repository here, small heaps, the secrets
-directory) go to `.cache/lab/group_vars/all.yml`, next to the inventory, as Ansible expects.
+directory) go to `.cache/lab/group_vars/all/lab.yml`, next to the inventory, as Ansible expects.
+Grafana's admin password takes the cloud walkthrough's path: a Vault file
+(`.cache/lab/group_vars/all/vault.yml`, `vault_grafana_admin_password`) encrypted with a vault password
+generated once per lab (`.cache/lab/secrets/vault-pass`, 0600); the lab's make targets pass it as
+`ANSIBLE_VAULT_PASSWORD_FILE`.
 
 Like an operator's laptop outside the VPC, this machine (the lab's control machine) cannot reach the
 brokers' client port: `up` adds an iptables OUTPUT rule per broker that rejects this machine's own
@@ -26,6 +30,7 @@ import base64
 import errno
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -50,12 +55,8 @@ LAB_VARS = {
     # Small hosts on one machine: modest broker heap, two gateway workers.
     "automq_heap_mb": 768,
     "gateway_udp_workers": 2,
-    # Generated once per lab into its secrets directory (never a default password).
-    "monitoring_grafana_admin_password": (
-        "{{ lookup('ansible.builtin.password', '"
-        + str(LAB / "secrets" / "grafana_admin")
-        + "', length=24) }}"
-    ),
+    # From the lab's Vault file, as the AWS inventory takes it (terraform/main.tf, role_vars).
+    "monitoring_grafana_admin_password": "{{ vault_grafana_admin_password }}",
     # The project wheel and a wheelhouse of its dependencies, built on this machine by `make lab-site`
     # (molecule/site/artifacts.yml): hosts install with --no-index, the roles' air-gapped path.
     "gateway_dist_dir": str(LAB / "artifacts" / "dist"),
@@ -115,16 +116,51 @@ def render_inventory(names: dict[str, list[str]], created: dict) -> Path:
     ).stdout
     inventory = LAB / "hosts.yml"
     inventory.write_text(yaml_text)
-    group_vars = LAB / "group_vars"
-    group_vars.mkdir(exist_ok=True)
-    lab_vars = dict(LAB_VARS, automq_cluster_id=_cluster_id(group_vars / "all.yml"))
-    (group_vars / "all.yml").write_text(
+    group_vars = LAB / "group_vars" / "all"
+    group_vars.mkdir(parents=True, exist_ok=True)
+    earlier = LAB / "group_vars" / "all.yml"  # the layout before the Vault file: keep its cluster id
+    lab_vars = dict(
+        LAB_VARS, automq_cluster_id=_cluster_id(earlier if earlier.exists() else group_vars / "lab.yml")
+    )
+    earlier.unlink(missing_ok=True)
+    (group_vars / "lab.yml").write_text(
         "# Lab-only settings (scripts/lab.py); the inventory next to this file is Terraform's shape.\n"
         + json.dumps(lab_vars, indent=2)
         + "\n"
     )
     (LAB / "secrets").mkdir(mode=0o700, exist_ok=True)
+    _vault(group_vars / "vault.yml")
     return inventory
+
+
+VAULT_PASS = LAB / "secrets" / "vault-pass"
+
+
+def _vault(vault_file: Path) -> None:
+    """Grafana's password in an Ansible Vault file, as docs/terraform.md tells a cloud user to make it.
+
+    Both the vault password and the Grafana password are random and made once per lab; a lab that is up
+    again keeps them (the running Grafana's password does not change under it).
+    """
+    if vault_file.exists() and VAULT_PASS.exists():
+        return
+    old = os.umask(0o077)
+    try:
+        VAULT_PASS.write_text(secrets.token_urlsafe(32) + "\n")
+        vault_file.write_text(f"vault_grafana_admin_password: {secrets.token_urlsafe(18)}\n")
+    finally:
+        os.umask(old)
+    subprocess.run(
+        [
+            str(Path(sys.executable).with_name("ansible-vault")),
+            "encrypt",
+            "--vault-password-file",
+            str(VAULT_PASS),
+            str(vault_file),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def _cluster_id(existing: Path) -> str:
@@ -225,6 +261,8 @@ def check_control(_: argparse.Namespace) -> int:
     failed = False
     ansible = Path(sys.executable).with_name("ansible")
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible" / "ansible.cfg"))
+    if VAULT_PASS.exists():
+        env["ANSIBLE_VAULT_PASSWORD_FILE"] = str(VAULT_PASS)
     for host, port in kafka_endpoints(inventory):
         error = connect_error(host, port)
         if error is None:
