@@ -58,6 +58,7 @@ async def consume(
 ) -> Collected:
     """Read the topic from the beginning up to its end offsets at call time; keep this run's records."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.errors import KafkaConnectionError
 
     col = Collected()
     consumer = AIOKafkaConsumer(
@@ -66,7 +67,15 @@ async def consume(
         enable_auto_commit=False,
         max_partition_fetch_bytes=4 << 20,
     )
-    await consumer.start()
+    try:
+        await consumer.start()
+    except KafkaConnectionError as exc:
+        await consumer.stop()
+        # An OSError: `python -m simulator audit` prints it as one line and exits 1 (no traceback).
+        raise ConnectionError(
+            f"cannot reach Kafka at {bootstrap} ({exc}): run the audit on a host that reaches the brokers' "
+            "client port (ansible/burst.yml runs it on burst_control_host, the monitoring host by default)"
+        ) from None
     try:
         parts = await consumer._client.fetch_all_metadata()  # aiokafka has no public call for this
         pids = parts.partitions_for_topic(topic)

@@ -64,3 +64,17 @@ def test_accounting_of_every_device_and_sequence(kafka_broker, fresh_topic) -> N
     assert result["verdict"] == "FAIL"
     assert any("1 missing" in reason for reason in result["reasons"]), result["reasons"]
     assert result["latency_ms"]["p50"] >= 1 and result["records"] == 14
+
+
+def test_an_unreachable_broker_is_one_clear_error() -> None:
+    """The audit run where Kafka's client port is closed (the control machine outside the VPC, as in
+    the lab) says where and what to do, as an OSError the CLI prints in one line, not a traceback."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again when the with block ends: nothing listens there
+    with pytest.raises(
+        ConnectionError, match=rf"cannot reach Kafka at 127.0.0.1:{port} .*burst_control_host"
+    ):
+        asyncio.run(auditor.consume(f"127.0.0.1:{port}", "iot_telemetry", RUN))
