@@ -20,6 +20,7 @@ results. SIGTERM then suspends a run instead of aborting it (POST /abort still a
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import time
 from pathlib import Path
@@ -30,6 +31,8 @@ from simulator.clock import chrony_offset_ms
 from simulator.fleet import Fleet
 from simulator.runner import new_plan, run_phases
 from simulator.scenario import Scenario, ScenarioError, parse
+
+log = logging.getLogger("simulator.agent")
 
 
 class Agent:
@@ -96,6 +99,13 @@ class Agent:
         if self.store is not None:
             self.run_record.update(changes)
             self.store.write_json(persist.RUN, self.run_record)
+
+    def _save_run_best_effort(self, **changes: Any) -> None:
+        """Record a failure in run.json if the disk lets us (it may be the full disk that failed the run)."""
+        try:
+            self._save_run(**changes)
+        except OSError as exc:
+            log.error("could not record the failure in %s: %s", self.store.dir if self.store else "-", exc)
 
     async def _load(self, body: Any, fresh: bool = True) -> tuple[int, Any]:
         if self.state in ("armed", "running"):
@@ -243,10 +253,14 @@ class Agent:
                 self.store.write_json(persist.RESULTS, results)
                 self._save_run(state=self.state, error=self.error)
                 self.store.drop_fleet_state()
+        except persist.StateDirFull as exc:
+            # The run fails loudly (the controller stops every agent and shows this); the state dir keeps
+            # every reading journaled before, and is not cleaned up.
+            self.state, self.error = "error", str(exc)
+            self._save_run_best_effort(state="error", error=self.error)
         except Exception as exc:  # the API must report it, not die
             self.state, self.error = "error", f"{type(exc).__name__}: {exc}"
-            if self.store is not None:
-                self._save_run(state="error", error=self.error)
+            self._save_run_best_effort(state="error", error=self.error)
         finally:
             self.fleet.close()
 

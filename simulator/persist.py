@@ -34,6 +34,7 @@ the host's byte order (little-endian on every platform the agent runs on).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import struct
@@ -56,6 +57,18 @@ RUN, RESULTS, SNAPSHOT = "run.json", "results.json", "snapshot.bin"
 
 class PersistError(RuntimeError):
     """The state dir holds something that cannot be read back (not a torn journal tail: corruption)."""
+
+
+class StateDirFull(RuntimeError):
+    """The state dir's filesystem is full (ENOSPC, or EDQUOT over a quota): new readings cannot be journaled.
+
+    Readings must be on disk before they are sent, so the run cannot go on: the agent fails it (the
+    controller stops every agent and shows this message) instead of sending readings a reboot would lose.
+    What was journaled before stays in the directory, which is not cleaned up after this error.
+    """
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 class DeviceState(Protocol):
@@ -102,6 +115,9 @@ def write_atomic(path: Path, parts: Sequence[bytes | bytearray | memoryview | ar
         for part in parts:
             _write_all(fd, memoryview(part).cast("B"))
         os.fsync(fd)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a half-written temp file only takes space (the old file stands)
+        raise
     finally:
         os.close(fd)
     os.replace(tmp, path)
@@ -119,6 +135,9 @@ class Store:
         self._pending = bytearray()
         self._acks = array("q")
         self._unsynced_readings = False
+        self._pending_readings = 0  # generated, not yet fsync'd
+        self._full: str | None = None  # set once the disk was full: the journal takes nothing more
+        self.durable_readings = 0  # generated and fsync'd in this process (for the disk-full message)
         self._pool: ThreadPoolExecutor | None = None
         self._job: Future | None = None
 
@@ -142,19 +161,28 @@ class Store:
 
     def drop_fleet_state(self) -> None:
         """Delete snapshot and journals (the run finished; its results are kept)."""
-        self._wait_writer()
+        try:
+            self._wait_writer()
+        except StateDirFull:
+            pass  # the snapshot that failed is being deleted with the rest
         self._close_journal()
         self._pending.clear()
         del self._acks[:]
         self._unsynced_readings = False
+        self._pending_readings = self.durable_readings = 0
+        self._full = None
         for gen in self._journal_gens():
             (self.dir / journal_name(gen)).unlink(missing_ok=True)
         for name in (SNAPSHOT, SNAPSHOT + ".tmp"):
             (self.dir / name).unlink(missing_ok=True)
 
     def close(self) -> None:
-        self._wait_writer()
-        self.commit(sync=True)
+        try:
+            self._wait_writer()
+        except StateDirFull as exc:
+            self._full = self._full or str(exc)
+        if self._full is None:  # after a full disk the journal ends where it was torn
+            self.commit(sync=True)
         self._close_journal()
         if self._pool is not None:
             self._pool.shutdown()
@@ -168,6 +196,7 @@ class Store:
         body = _GEN_HEAD.pack(b"G", ts, len(idx)) + idx.tobytes()
         self._pending += _REC_HEAD.pack(len(body), zlib.crc32(body)) + body
         self._unsynced_readings = True
+        self._pending_readings += len(idx)
 
     def acked(self, idx: int, base_seq: int) -> None:
         """Device ``idx`` deleted its readings below ``base_seq``."""
@@ -181,15 +210,31 @@ class Store:
     def commit(self, sync: bool | None = None) -> None:
         """Write what is pending; fsync when readings are among it (or ``sync``)."""
         self._flush_acks()
-        if self._pending:
-            if self._fd is None:
-                self._open_journal()
-            assert self._fd is not None
-            _write_all(self._fd, self._pending)
-            self._pending.clear()
-        if self._fd is not None and (sync or (sync is None and self._unsynced_readings)):
-            os.fdatasync(self._fd)
-            self._unsynced_readings = False
+        if self._full is not None:
+            raise StateDirFull(self._full)  # nothing more after a torn record: replay stops there
+        try:
+            if self._pending:
+                if self._fd is None:
+                    self._open_journal()
+                assert self._fd is not None
+                _write_all(self._fd, self._pending)
+                self._pending.clear()
+            if self._fd is not None and (sync or (sync is None and self._unsynced_readings)):
+                os.fdatasync(self._fd)
+                self._unsynced_readings = False
+                self.durable_readings += self._pending_readings
+                self._pending_readings = 0
+        except OSError as exc:
+            if exc.errno not in _FULL:
+                raise
+            # A record may be torn at the journal's end: replay stops before it (length/CRC check).
+            self._full = (
+                f"state dir {self.dir} is full ({exc.strerror}): {self._pending_readings:,} new readings "
+                f"could not be journaled, so none of them is sent and the run stops; the "
+                f"{self.durable_readings:,} readings journaled before are kept in {self.dir} "
+                "(the agent does not clean it up after this error; free space before the next run)"
+            )
+            raise StateDirFull(self._full) from exc
 
     def _record(self, body: bytes) -> None:
         self._pending += _REC_HEAD.pack(len(body), zlib.crc32(body)) + body
@@ -243,7 +288,17 @@ class Store:
     def _wait_writer(self) -> None:
         if self._job is not None:
             job, self._job = self._job, None
-            job.result()
+            try:
+                job.result()
+            except OSError as exc:
+                if exc.errno not in _FULL:
+                    raise
+                # The old snapshot and every journal since are still there (journals go only after the
+                # new snapshot is renamed into place), so nothing journaled is lost.
+                raise StateDirFull(
+                    f"state dir {self.dir} is full ({exc.strerror}) while writing a snapshot: the run stops; "
+                    f"the previous snapshot and the journals since are kept in {self.dir}"
+                ) from exc
 
     def has_snapshot(self) -> bool:
         return (self.dir / SNAPSHOT).exists()

@@ -93,6 +93,9 @@ async def run_phases(
         if on_phase and not plan["entered"] and i > 0:
             on_phase(phases[i - 1].name)  # resumed before phase i's edge: the one before is running
     driver = asyncio.create_task(fleet.run())
+    # The tick loop failing (its state dir full: persist.StateDirFull) ends the run now, not at max_s;
+    # ``await driver`` below raises its exception to the caller.
+    driver.add_done_callback(lambda t: halt.set() if not t.cancelled() and t.exception() else None)
     helpers = [
         asyncio.create_task(_forward(abort, halt)),
         asyncio.create_task(_watch(fleet, scenario, plan, halt, refusals)),

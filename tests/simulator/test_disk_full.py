@@ -1,0 +1,116 @@
+"""The agent's state dir fills up mid-run: a clear error, the run failed at once, nothing journaled lost.
+
+A real filesystem (a size-limited tmpfs mounted for the test) and a real agent process: the run starts
+with room to spare, then a filler file takes the rest of the space, as another process on the host
+would. The agent must stop within seconds (not at the drained phase's ``max_s``) with an error that
+names the directory and the cause, and the directory must still restore every reading it had journaled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import re
+import secrets
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from simulator import httpapi, persist
+from simulator.fleet import Device
+
+SCENARIO = """\
+name: disk-full
+devices: {count: 2000, buffer_capacity: 100000}
+reading: {rate_hz: 2.0}
+phases:
+  - {name: normal, kind: normal, duration_s: 2}
+  - {name: outage, kind: outage, duration_s: 60}
+  - {name: recovery, kind: recovery, until: drained, max_s: 300}
+final_drain_s: 60
+"""
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path):
+    """A 4 MiB tmpfs: full in seconds at the agent's journal rate."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m,mode=0700", "tmpfs", str(mnt)], check=True)
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def _fill(directory: Path) -> Path:
+    """Write a filler file until the filesystem refuses (ENOSPC)."""
+    filler = directory / "filler"
+    chunk = b"\0" * 65536
+    with open(filler, "wb", buffering=0) as f:
+        while True:
+            try:
+                f.write(chunk)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC, exc
+                break
+    return filler
+
+
+def test_a_full_state_dir_fails_the_run_loudly_and_keeps_what_was_journaled(agent_factory, small_fs) -> None:
+    state = small_fs / "agent-state"
+    (agent,) = agent_factory.start(1, secrets.token_bytes(32), state_dir=state)
+    token = agent_factory.token
+    load = {
+        "scenario": SCENARIO,
+        "run_id": "full",
+        "agent_index": 0,
+        "agent_count": 1,
+        "gateway": "127.0.0.1:9",
+    }
+
+    async def call(method: str, path: str, body: dict | None = None):
+        return await httpapi.request(agent.address, method, path, token, body, wait_s=10)
+
+    async def go() -> tuple[dict, float]:
+        await call("POST", "/scenario", load)
+        await call("POST", "/arm", {"t0": round(time.time() + 0.5, 3)})
+        deadline = time.monotonic() + 20
+        while (await call("GET", "/status"))["phase"] != "outage":
+            assert time.monotonic() < deadline, "the run never reached its outage"
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(_fill, small_fs)
+        filled = time.monotonic()
+        while (status := await call("GET", "/status"))["state"] == "running":
+            assert time.monotonic() - filled < 15, f"the agent did not notice the full disk: {status}"
+            await asyncio.sleep(0.2)
+        return status, time.monotonic() - filled
+
+    status, noticed_s = asyncio.run(go())
+    assert status["state"] == "error", status
+    error = status["error"]
+    assert f"state dir {state} is full (No space left on device)" in error, error
+    assert "none of them is sent" in error and f"kept in {state}" in error, error
+    m = re.search(r"the ([\d,]+) readings journaled before", error)
+    assert m, error
+    journaled = int(m.group(1).replace(",", ""))
+    pending = int(re.search(r"([\d,]+) new readings", error).group(1).replace(",", ""))
+    assert journaled > 2000 * 2, f"the run journaled its normal phase and some outage first: {error}"
+    assert noticed_s < 5, f"the run failed {noticed_s:.1f} s after the disk filled, not at once"
+
+    # Space back, the agent gone: the directory restores every reading it had journaled (none lost,
+    # none half-written counted), each device's sequence contiguous from its first one.
+    (small_fs / "filler").unlink()
+    agent_factory.kill(agent)
+    devices = [Device(i, f"sim-{i:06d}", b"", 0, 0) for i in range(2000)]
+    meta = persist.Store(state).restore(devices, 100000, True)
+    assert meta is not None
+    restored = sum(d.next_seq - d.first_seq for d in devices)
+    assert journaled <= restored <= journaled + pending, (journaled, pending, restored)
+    assert sum(len(d.buf) for d in devices) == restored, "nothing was acked (no gateway): all buffered"
