@@ -5,7 +5,9 @@ delaying TCP proxy (``bench/delay_proxy.py``, 250 ms on every broker -> client b
   1. bare producer (``send()`` per record, and ``send_batch()``), same records, same producer settings;
   2. the gateway end to end (loadgen devices -> UDP -> gateway -> Kafka -> ACK);
   3. both again through the 250 ms proxy;
-  4. ``python -m simulator capacity --json`` when available.
+  4. ``python -m simulator capacity --json`` when available;
+  5. the peers (``bench/peers/``): the gateway's legacy path, rsyslog, the OpenTelemetry Collector under the
+     same UDP load, and the confluent-kafka producer ceilings next to aiokafka's, under the ``peers`` key.
 Writes ``reports/bench-<timestamp>.json`` and prints a table. Figures on a shared machine are noisy: the
 load average is recorded with each.
 """
@@ -26,7 +28,8 @@ from pathlib import Path
 from bench import bare
 from bench.cpu import load_average
 from bench.e2e import GatewayRun
-from bench.report import print_table
+from bench.peers import otelcol, run_peers
+from bench.report import print_peers, print_table
 from broker.kafka import KafkaBroker, free_port
 from gateway.config import KafkaConfig
 
@@ -160,6 +163,10 @@ async def main_async(args: argparse.Namespace) -> dict:
         "host": {"cpus": os.cpu_count(), "load_start": load_average()},
         "settings": vars(args) | {"delay_ms": args.delay_ms},
     }
+    otel: tuple[Path | None, str] = (None, "disabled (--no-otelcol)")
+    if args.peers and args.otelcol:
+        print("[peers] building (or reusing) the OpenTelemetry Collector peer ...", flush=True)
+        otel = otelcol.build()
     broker, proxy_port = start_broker(workdir / "kafka", args.partitions)
     proxy = None
     try:
@@ -171,6 +178,10 @@ async def main_async(args: argparse.Namespace) -> dict:
             {k: base[k] for k in ("gateway_readings_per_s", "bare_producer_readings_per_s", "ratio")}
         )
         report["no_latency"] = base
+        if args.peers:
+            records = make_records(args.devices, args.readings)
+            report["peers"] = run_peers(broker.bootstrap, args, workdir, base, records, otel)
+            del records
         if args.delay_ms > 0:
             slow = await phase(f"{args.delay_ms:g}ms", f"127.0.0.1:{proxy_port}", topic, args, workdir)
             slow["vs_no_latency"] = round(slow["gateway_readings_per_s"] / base["gateway_readings_per_s"], 3)
@@ -201,6 +212,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delay-ms", type=float, default=250.0, help="injected broker latency; 0 skips it")
     parser.add_argument("--no-simulator", dest="simulator", action="store_false")
     parser.add_argument("--simulator-timeout", type=float, default=600.0)
+    parser.add_argument("--no-peers", dest="peers", action="store_false", help="skip bench/peers")
+    parser.add_argument("--no-otelcol", dest="otelcol", action="store_false", help="skip the collector peer")
+    parser.add_argument(
+        "--peer-rates",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=[20_000, 50_000, 100_000],
+        help="legacy one-reading datagrams per second, comma-separated",
+    )
+    parser.add_argument("--peer-seconds", type=float, default=10.0, help="seconds of load per peer and rate")
+    parser.add_argument(
+        "--peer-batched-rate", type=int, default=4000, help="batched IBP/1 datagrams per second (0 skips)"
+    )
+    parser.add_argument(
+        "--peer-rcvbuf",
+        type=int,
+        default=int(Path("/proc/sys/net/core/rmem_max").read_text()),
+        help="UDP receive buffer of every peer that sets one (default net.core.rmem_max, what an unprivileged "
+        "rsyslogd can get)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "reports")
     args = parser.parse_args(argv)
     try:
@@ -214,6 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     report["settings"]["out"] = str(args.out)
     path.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print_table(report)
+    if "peers" in report:
+        print_peers(report["peers"])
     print(f"wrote {path}")
     return 0
 

@@ -47,3 +47,70 @@ def print_table(report: dict) -> None:
     sim = report.get("simulator")
     if sim is not None:
         console.print(f"simulator capacity: {sim if 'error' in sim else 'merged under key simulator'}")
+
+
+def _n(value, fmt: str = ",.0f") -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def peer_rows(peers: dict) -> list[list[str]]:
+    """The peer table as strings, one list per row (the README's table is pasted from these)."""
+    rows = []
+    for r in peers["rows"]:
+        udp = r.get("kernel_udp") or {}
+        rows.append(
+            [
+                r["peer"],
+                "yes" if r["hmac"] else "no",
+                "yes" if r["ack"] else "no",
+                r["load"],
+                _n(r.get("sent_readings")),
+                _n(r.get("landed_readings")),
+                f"{_n(r.get('lost'))} ({_n(r.get('loss_pct'), '.1f')} %)",
+                _n(r.get("landed_readings_per_s")),
+                _n(r.get("cpu_s_per_100k"), ".2f"),
+                _n(udp.get("rcvbuf_errors")) if udp else "-",
+            ]
+        )
+    return rows
+
+
+PEER_COLUMNS = (
+    "peer",
+    "HMAC",
+    "ack",
+    "load",
+    "sent readings",
+    "landed in Kafka",
+    "lost",
+    "landed/s",
+    "CPU s/100k",
+    "kernel UDP rcvbuf errors",
+)
+
+
+def print_peers(peers: dict) -> None:
+    """The peers table printed at the end of ``make bench``: every row says whether it authenticates and acks."""
+    s = peers["settings"]
+    table = Table(
+        title=(
+            f"peers, same broker: {s['partitions']} partitions, acks={s['acks']}, {s['compression']}, "
+            f"UDP rcvbuf {s['rcvbuf_bytes']:,} B, {s['peer_seconds']:g} s per load "
+            f"(load {' '.join(f'{x:.1f}' for x in peers['load_before'])})"
+        )
+    )
+    for i, col in enumerate(PEER_COLUMNS):
+        table.add_column(col, justify="left" if i in (0, 3) else "right")
+    for row in peer_rows(peers):
+        table.add_row(*row)
+    console = Console(width=max(Console().width, 200))  # ten columns: never squeeze them into 80
+    console.print(table)
+    console.print(peers["note"])
+    console.print(
+        "Batched ibp1 rows for rsyslog/otelcol: each datagram lands as one opaque record (readings = records x "
+        "batch, nothing parsed or verified). Kernel UDP errors are host-wide (/proc/net/snmp)."
+    )
+    for skipped in peers.get("skipped", []):
+        console.print(
+            f"skipped {skipped['peer']}{' (' + skipped['load'] + ')' if 'load' in skipped else ''}: {skipped['reason']}"
+        )

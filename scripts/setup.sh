@@ -26,6 +26,9 @@ declare -A SYSTEM_PACKAGES=(
   [faketime]=/usr/bin/faketime
   [rsync]=/usr/bin/rsync
   [openssh-client]=/usr/bin/ssh-keygen
+  # make bench's peers and their test (tests/bench): rsyslog imudp -> omkafka, run unprivileged in a temp dir
+  [rsyslog]=/usr/sbin/rsyslogd
+  [rsyslog-kafka]=/usr/lib/x86_64-linux-gnu/rsyslog/omkafka.so
 )
 
 log() { printf '[setup] %s\n' "$*"; }
@@ -51,10 +54,10 @@ system_packages() {
     log "installing system packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    # The prometheus packages start services on install; keep the host clean: tests start their own.
+    # The prometheus and rsyslog packages start services on install; keep the host clean: tests start their own.
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     local svc
-    for svc in prometheus prometheus-node-exporter ssh; do
+    for svc in prometheus prometheus-node-exporter ssh rsyslog; do
       if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
         systemctl disable --now "$svc" >/dev/null 2>&1 || true
       fi
