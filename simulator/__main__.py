@@ -131,11 +131,21 @@ def main(argv: list[str] | None = None) -> int:
         help="keep the run and the devices' buffers on disk here and resume after a restart "
         "(or SIM_AGENT_STATE_DIR; default: RAM only)",
     )
+    a.add_argument("--tls-cert", help="serve the control API over TLS with this certificate (PEM)")
+    a.add_argument("--tls-key", help="its private key (PEM)")
+    a.add_argument("--tls-client-ca", help="require a client certificate signed by this CA (mutual TLS)")
+    a.add_argument(
+        "--metrics-listen",
+        help="host:port for a plain-HTTP, read-only GET /metrics (default: on the API port, plain only)",
+    )
     _key_args(a)
 
     c = sub.add_parser("controller", help="arm agents for one T0, follow, collect (and audit)")
     c.add_argument("--agents", required=True, help="comma-separated host:port list")
     c.add_argument("--token-file")
+    c.add_argument("--ca-file", help="talk TLS to the agents, trusting only this CA (PEM)")
+    c.add_argument("--client-cert", help="client certificate to present (agents with mutual TLS)")
+    c.add_argument("--client-key", help="its private key")
     c.add_argument("--scenario", required=True)
     c.add_argument("--gateway", required=True, help="gateway host:port the agents send to")
     c.add_argument("--run-id")
@@ -242,9 +252,17 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 1 if res["status"] == "failed" else 0
     if args.cmd == "agent":
         from simulator.agent import serve
+        from simulator.tls import server_context
 
         host, port = args.listen.rsplit(":", 1)
-        aio.run(serve(_token(args), _master_key(args), host, int(port), args.state_dir))
+        if bool(args.tls_cert) != bool(args.tls_key) or (args.tls_client_ca and not args.tls_cert):
+            raise SystemExit("--tls-cert and --tls-key go together (and --tls-client-ca needs them)")
+        ctx = server_context(args.tls_cert, args.tls_key, args.tls_client_ca) if args.tls_cert else None
+        metrics = None
+        if args.metrics_listen:
+            mhost, mport = args.metrics_listen.rsplit(":", 1)
+            metrics = (mhost, int(mport))
+        aio.run(serve(_token(args), _master_key(args), host, int(port), args.state_dir, ctx, metrics))
         return 0
     if args.cmd == "controller":
         from simulator import controller
@@ -253,6 +271,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         scn, text = load(args.scenario)
         run_id = args.run_id or new_run_id(scn.name)
         agents = [x.strip() for x in args.agents.split(",") if x.strip()]
+        tls = None
+        if args.ca_file:
+            from simulator.tls import client_context
+
+            tls = client_context(args.ca_file, args.client_cert, args.client_key)
+        elif args.client_cert:
+            raise SystemExit("--client-cert needs --ca-file (the CA the agents' certificates are from)")
         out, _ = aio.run(
             controller.run(
                 agents,
@@ -265,6 +290,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 args.lead,
                 t0=args.t0,
                 unreachable_s=args.unreachable_s,
+                tls=tls,
             )
         )
         print(f"bundle: {out}")

@@ -6,6 +6,11 @@
     POST /abort      stop a loaded, armed or running run
     GET  /results    the run's results (counters, samples, phase markers, expected sequences, skew, offset)
 
+Between hosts the API is TLS only, normally mutual TLS (``--tls-cert``, ``--tls-key``, ``--tls-client-ca``:
+the controller must present a certificate from the inventory's CA, simulator/tls.py); plain HTTP is
+refused except on loopback. ``/metrics`` (Prometheus, read-only, no token) then has its own plain port
+(``--metrics-listen``), so the TLS port answers only authenticated peers.
+
 The fleet master key never travels over this API: the agent reads it at start (``--master-key-file``,
 ``--registry`` or ``IBP_MASTER_KEY``).
 
@@ -20,8 +25,10 @@ results. SIGTERM then suspends a run instead of aborting it (POST /abort still a
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import signal
+import ssl
 import time
 from pathlib import Path
 from typing import Any
@@ -265,16 +272,51 @@ class Agent:
             self.fleet.close()
 
 
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 async def serve(
-    token: str, master_key: bytes | None, host: str, port: int, state_dir: Path | str | None = None
+    token: str,
+    master_key: bytes | None,
+    host: str,
+    port: int,
+    state_dir: Path | str | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    metrics: tuple[str, int] | None = None,
 ) -> None:
+    """Serve the control API (over TLS with ``ssl_context``) and, with ``metrics``, the read-only
+    ``/metrics`` on its own plain-HTTP port for Prometheus, which then is not on the TLS port.
+
+    Without TLS the control API may listen only on loopback (tests, one-machine runs): between hosts
+    the token would travel in clear text.
+    """
+    if ssl_context is None and not _loopback(host):
+        raise SystemExit(
+            f"refusing to serve the control API in plain HTTP on {host}: give --tls-cert/--tls-key "
+            "(and --tls-client-ca), or listen on 127.0.0.1"
+        )
     agent = Agent(master_key, state_dir)
     await agent.recover()
+    exposition = {"/metrics": lambda: agent_metrics.exposition(agent)}
     server = await httpapi.serve(
-        token, agent.handle, host, port, open_get={"/metrics": lambda: agent_metrics.exposition(agent)}
+        token,
+        agent.handle,
+        host,
+        port,
+        open_get=exposition if metrics is None else None,
+        ssl_context=ssl_context,
     )
     real_port = server.sockets[0].getsockname()[1]
-    print(f"event=listening http_port={real_port}", flush=True)
+    servers = [server]
+    if metrics is not None:
+        servers.append(await httpapi.serve(None, None, metrics[0], metrics[1], open_get=exposition))
+        mport = servers[1].sockets[0].getsockname()[1]
+        print(f"event=metrics_listening metrics_port={mport}", flush=True)
+    print(f"event=listening http_port={real_port} tls={ssl_context is not None}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -288,6 +330,7 @@ async def serve(
         await asyncio.wait([agent.task], timeout=10)
     if agent.store is not None:
         agent.store.close()
-    server.close()
-    await server.wait_closed()
+    for srv in servers:
+        srv.close()
+        await srv.wait_closed()
     print("event=stopped", flush=True)

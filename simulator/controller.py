@@ -8,6 +8,8 @@ The agents' results land in ``reports/<run-id>/agents/``; with ``--bootstrap`` t
 from __future__ import annotations
 
 import asyncio
+import functools
+import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,13 +34,15 @@ async def _all(agents: list[str], fn: Callable[[int, str], Any]) -> list[Any]:
     return await asyncio.gather(*(one(i, a) for i, a in enumerate(agents)))
 
 
-async def measure_clock(agent: str, token: str, samples: int = 5) -> dict[str, float]:
+async def measure_clock(
+    agent: str, token: str, samples: int = 5, tls: ssl.SSLContext | None = None
+) -> dict[str, float]:
     """The agent's clock minus the controller's, NTP style: the agent's "now" against the midpoint of
     the request's round trip, from the sample with the shortest round trip (least uncertainty)."""
     best: dict[str, float] | None = None
     for _ in range(samples):
         sent = time.time()
-        status = await httpapi.request(agent, "GET", "/status", token, wait_s=10)
+        status = await httpapi.request(agent, "GET", "/status", token, wait_s=10, ssl_context=tls)
         received = time.time()
         rtt_ms = (received - sent) * 1000
         sample = {
@@ -51,10 +55,16 @@ async def measure_clock(agent: str, token: str, samples: int = 5) -> dict[str, f
     return best
 
 
-async def _poll(agent: str, token: str, silent_since: dict[str, float], limit_s: float) -> dict[str, Any]:
+async def _poll(
+    agent: str,
+    token: str,
+    silent_since: dict[str, float],
+    limit_s: float,
+    tls: ssl.SSLContext | None = None,
+) -> dict[str, Any]:
     """One agent's status; an agent that does not answer is "unreachable" until ``limit_s`` runs out."""
     try:
-        status = await httpapi.request(agent, "GET", "/status", token, wait_s=5)
+        status = await httpapi.request(agent, "GET", "/status", token, wait_s=5, ssl_context=tls)
     except AGENT_ERRORS as exc:
         first = silent_since.setdefault(agent, time.time())
         if time.time() - first > limit_s:
@@ -76,16 +86,19 @@ async def run(
     progress: Callable[[str], None] = print,
     t0: float | None = None,
     unreachable_s: float = 300.0,
+    tls: ssl.SSLContext | None = None,
 ) -> tuple[Path, list[dict]]:
-    """Load, arm for one T0 (``t0``, or now + ``lead_s``), follow and collect.
+    """Load, arm for one T0 (``t0``, or now + ``lead_s``), follow and collect; with ``tls`` (from
+    simulator.tls.client_context) every request goes over TLS to agents the inventory's CA signed.
 
     An agent that stops answering mid-run (its host rebooting: a fault of the scenario) is waited for
     up to ``unreachable_s``; the agent resumes its run from disk when it comes back (docs/faults.md).
     """
     n = len(agents)
+    request = functools.partial(httpapi.request, ssl_context=tls)
     await _all(
         agents,
-        lambda i, a: httpapi.request(
+        lambda i, a: request(
             a,
             "POST",
             "/scenario",
@@ -99,7 +112,7 @@ async def run(
             },
         ),
     )
-    clocks = await _all(agents, lambda i, a: measure_clock(a, token))
+    clocks = await _all(agents, lambda i, a: measure_clock(a, token, tls=tls))
     limit = scn.slos.max_clock_skew_ms
     for a, c in zip(agents, clocks, strict=True):
         progress(
@@ -118,7 +131,7 @@ async def run(
         )
     await _all(
         agents,
-        lambda i, a: httpapi.request(
+        lambda i, a: request(
             a, "POST", "/arm", token, {"t0": t0, "controller_offset_ms": clocks[i]["offset_ms"]}
         ),
     )
@@ -131,7 +144,9 @@ async def run(
     try:
         while True:
             await asyncio.sleep(1.0)
-            states = await asyncio.gather(*(_poll(a, token, silent_since, unreachable_s) for a in agents))
+            states = await asyncio.gather(
+                *(_poll(a, token, silent_since, unreachable_s, tls) for a in agents)
+            )
             gen = sum(s.get("generated", 0) for s in states)
             acked = sum(s.get("acked", 0) for s in states)
             buf = sum(s.get("buffered", 0) for s in states)
@@ -154,11 +169,9 @@ async def run(
                     f"agents still running past the planned end: {[s['state'] for s in states]}"
                 )
     except BaseException:
-        await asyncio.gather(
-            *(httpapi.request(a, "POST", "/abort", token) for a in agents), return_exceptions=True
-        )
+        await asyncio.gather(*(request(a, "POST", "/abort", token) for a in agents), return_exceptions=True)
         raise
-    results = await _all(agents, lambda i, a: httpapi.request(a, "GET", "/results", token, wait_s=60))
+    results = await _all(agents, lambda i, a: request(a, "GET", "/results", token, wait_s=60))
     out = bundle.bundle_dir(run_id, reports)
     config = effective_config(scn, run_id=run_id, gateway=gateway, agents=n, agent_addresses=agents, t0=t0)
     bundle.write_inputs(out, scenario_text, config, results)

@@ -120,6 +120,7 @@ module "inventory" {
   gateway_udp_port     = var.ports.gateway_udp
   gateway_http_port    = var.ports.gateway_http
   agent_api_port       = var.ports.agent_api
+  agent_metrics_port   = var.ports.agent_metrics
   ssh_user             = var.ssh_user
   ssh_private_key_file = var.ssh_private_key_file
   bastion_host         = local.bastion_host

@@ -187,6 +187,7 @@ variable "ports" {
     gateway_udp    = optional(number, 5000)
     gateway_http   = optional(number, 8080)
     agent_api      = optional(number, 9510)
+    agent_metrics  = optional(number, 9511)
     broker_metrics = optional(number, 9090)
     broker_jmx     = optional(number, 7071)
     node_exporter  = optional(number, 9100)

@@ -29,8 +29,8 @@ def test_targets_follow_groups_and_host_variables() -> None:
         "gw1": {"ansible_host": "10.1.0.5", "gateway_http_port": 18080},
         "broker1": {"ansible_host": "10.1.0.9", "automq_flavor": "automq", "automq_telemetry_port": 8890},
         "broker2": {"monitoring_scrape_address": "b2.internal"},
-        "agent1": {"simulator_api_port": 9999},
-        "agent2": {"simulator_api_port": 7123},
+        "agent1": {"simulator_metrics_port": 9999},
+        "agent2": {"simulator_metrics_port": 7123, "simulator_api_port": 7000},
     }
     groups = {
         "gateways": ["gw1"],
@@ -43,7 +43,7 @@ def test_targets_follow_groups_and_host_variables() -> None:
     assert _targets(config, "agent") == {
         "agent1": "agent1:9999",
         "agent2": "agent2:7123",
-        "agent3": "agent3:7000",
+        "agent3": "agent3:7001",
     }
     assert "authorization" not in next(s for s in config["scrape_configs"] if s["job_name"] == "agent")
     assert _targets(config, "broker") == {"broker1": "10.1.0.9:8890", "broker2": "b2.internal:7071"}

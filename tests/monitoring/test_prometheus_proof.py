@@ -125,7 +125,7 @@ def test_every_dashboard_panel_and_rule_returns_series_during_a_burst(
             "automq_jmx_exporter_port": jmx_broker.jmx_exporter_port,
         },
         "mon1": {"monitoring_scrape_address": "127.0.0.1", "node_exporter_port": node_exporter.port},
-        "agent1": {"monitoring_scrape_address": host, "simulator_api_port": int(port)},
+        "agent1": {"monitoring_scrape_address": host, "simulator_metrics_port": int(port)},
     }
     prom_port = free_port()
     config = render_prometheus_config(

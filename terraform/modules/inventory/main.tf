@@ -55,6 +55,7 @@ locals {
     gateway_udp_port                = var.gateway_udp_port
     gateway_http_port               = var.gateway_http_port
     simulator_api_port              = var.agent_api_port
+    simulator_metrics_port          = var.agent_metrics_port
   })
   clashing_role_vars = [for k in keys(var.role_vars) : k if contains(keys(local.own_vars), k)]
 

@@ -127,9 +127,15 @@ variable "gateway_http_port" {
 }
 
 variable "agent_api_port" {
-  description = "Simulator agent API and metrics port."
+  description = "Simulator agent control API port (mutual TLS)."
   type        = number
   default     = 9510
+}
+
+variable "agent_metrics_port" {
+  description = "Simulator agent /metrics port (plain HTTP, read-only)."
+  type        = number
+  default     = 9511
 }
 
 variable "broker_flavor" {

@@ -66,7 +66,8 @@ run "three_brokers" {
       output.inventory.all.vars.automq_s3_credentials == "instance" &&
       output.inventory.all.vars.automq_s3_path_style == false &&
       output.inventory.all.vars.automq_internal_port == 9094 &&
-      output.inventory.all.vars.simulator_api_port == 9510
+      output.inventory.all.vars.simulator_api_port == 9510 &&
+      output.inventory.all.vars.simulator_metrics_port == 9511
     )
     error_message = "role settings for AWS (flavor, instance credentials, virtual-host S3, ports) wrong"
   }

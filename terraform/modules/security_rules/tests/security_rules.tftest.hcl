@@ -10,8 +10,8 @@ run "only_what_is_needed" {
   command = apply
 
   assert {
-    condition     = length(output.ingress) == 25
-    error_message = "expected 25 ingress rules (8 SSH/node_exporter, 15 service rules, 2 device networks), got ${length(output.ingress)}"
+    condition     = length(output.ingress) == 26
+    error_message = "expected 26 ingress rules (8 SSH/node_exporter, 16 service rules, 2 device networks), got ${length(output.ingress)}"
   }
   assert {
     condition     = alltrue([for r in output.ingress : r.port != 22 || (r.cidr == "203.0.113.0/24" && r.from_group == null)])

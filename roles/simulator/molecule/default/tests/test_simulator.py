@@ -1,13 +1,18 @@
-"""Verify the simulator role: the agent runs as a hardened service and its API demands the token.
+"""Verify the simulator role: the agent runs as a hardened service and its API demands mutual TLS and
+the token.
 
 Runs on the control node (Molecule's testinfra verifier) and talks to each agent's API over the
-scenario's network, the way the controller does.
+scenario's network, the way the controller does: HTTPS, trusting the CA the role generated in the
+scenario's secrets directory, presenting the controller's client certificate.
 """
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import json
 import os
+import ssl
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -25,6 +30,14 @@ TOKEN = "/etc/iot-simulator/token"
 MASTER_KEY = "/etc/iot-simulator/master_key"
 FACT = "/etc/ansible/facts.d/iot_simulator.fact"
 SMOKE = Path(__file__).resolve().parents[5] / "scenarios" / "smoke.yml"
+TLS_DIR = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "secrets" / "tls"
+
+
+def _tls(client_cert: bool = True) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(TLS_DIR / "ca.pem"))
+    if client_cert:
+        ctx.load_cert_chain(str(TLS_DIR / "controller.pem"), str(TLS_DIR / "controller.key"))
+    return ctx
 
 
 def _fact(host) -> dict:
@@ -33,10 +46,17 @@ def _fact(host) -> dict:
 
 def _base(host) -> str:
     address = host.ansible.get_variables().get("ansible_host") or host.backend.get_hostname()
-    return f"http://{address}:{_fact(host)['api_port']}"
+    return f"https://{address}:{_fact(host)['api_port']}"
 
 
-def _call(host, method: str, path: str, token: str | None, body: dict | None = None) -> tuple[int, dict]:
+def _call(
+    host,
+    method: str,
+    path: str,
+    token: str | None,
+    body: dict | None = None,
+    ctx: ssl.SSLContext | None = None,
+) -> tuple[int, dict]:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(_base(host) + path, data=data, method=method)
     if token is not None:
@@ -44,7 +64,7 @@ def _call(host, method: str, path: str, token: str | None, body: dict | None = N
     if data is not None:
         req.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
+        with urllib.request.urlopen(req, timeout=10, context=ctx or _tls()) as resp:
             return resp.status, json.loads(resp.read() or b"{}")
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"{}")
@@ -76,6 +96,35 @@ def test_secrets_readable_by_the_service_only(host):
     assert len(_token(host)) >= 16
     assert len(bytes.fromhex(host.file(MASTER_KEY).content_string.strip())) == 32
     assert host.run(f"runuser -u nobody -- cat {TOKEN}").rc != 0
+
+
+def test_tls_files_deployed_with_the_key_for_the_agent_only(host):
+    key = host.file("/etc/iot-simulator/agent.key")
+    assert (key.user, key.group, key.mode) == ("iot-sim", "iot-sim", 0o600)
+    assert host.run("runuser -u nobody -- cat /etc/iot-simulator/agent.key").rc != 0
+    for name in ("ca.pem", "agent.pem"):
+        assert host.file(f"/etc/iot-simulator/{name}").mode == 0o644
+
+
+def test_api_refuses_plain_http_and_a_client_without_certificate(host):
+    address = host.ansible.get_variables().get("ansible_host") or host.backend.get_hostname()
+    with contextlib.suppress(OSError, http.client.HTTPException):
+        with urllib.request.urlopen(f"http://{address}:{_fact(host)['api_port']}/status", timeout=10):
+            raise AssertionError("the API answered plain HTTP")
+    try:
+        _call(host, "GET", "/status", _token(host), ctx=_tls(client_cert=False))
+    except (ssl.SSLError, ConnectionError, urllib.error.URLError, http.client.HTTPException):
+        pass
+    else:
+        raise AssertionError("the API answered a client without a certificate")
+
+
+def test_metrics_open_on_their_own_plain_port(host):
+    address = host.ansible.get_variables().get("ansible_host") or host.backend.get_hostname()
+    with urllib.request.urlopen(
+        f"http://{address}:{_fact(host)['metrics_port']}/metrics", timeout=10
+    ) as resp:
+        assert "# TYPE" in resp.read().decode()
 
 
 def test_api_answers_with_the_token(host):
