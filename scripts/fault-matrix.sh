@@ -25,9 +25,20 @@ for scenario in "$@"; do
   run_id="matrix-$stamp-$name"
   echo "== fault matrix $n/$#: $name (run $run_id)"
   start=$(date +%s)
+  # A fault the run must not survive (faults.expect_failure, e.g. disk-full): a failed play whose
+  # output holds that text is this row's pass; the matrix reads expected-failure.json.
+  expect=$(.venv/bin/python -c 'import sys; from simulator.scenario import load
+print(load(sys.argv[1])[0].faults.expect_failure)' "$scenario")
+  mkdir -p "reports/$run_id"
   if ANSIBLE_CONFIG=ansible/ansible.cfg .venv/bin/ansible-playbook -i "$inventory" ansible/burst.yml \
-    -e scenario="$scenario" -e burst_run_id="$run_id"; then
+    -e scenario="$scenario" -e burst_run_id="$run_id" 2>&1 | tee "reports/$run_id/burst.log"; then
     echo "== $name: PASS in $(($(date +%s) - start)) s"
+  elif [ -n "$expect" ] && grep -F -m1 -- "$expect" "reports/$run_id/burst.log" >"reports/$run_id/expected.txt"; then
+    .venv/bin/python -c 'import json, sys
+json.dump({"scenario": sys.argv[1], "expect": sys.argv[2], "line": open(sys.argv[3]).read().strip()},
+          open(sys.argv[4], "w"))' "$scenario" "$expect" "reports/$run_id/expected.txt" \
+      "reports/$run_id/expected-failure.json"
+    echo "== $name: failed as expected (\"$expect\") in $(($(date +%s) - start)) s"
   else
     echo "== $name: FAILED in $(($(date +%s) - start)) s (its row says why)"
   fi

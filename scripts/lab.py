@@ -83,11 +83,52 @@ def host_names(brokers: int, gateways: int, agents: int) -> dict[str, list[str]]
     }
 
 
-def boot(names: dict[str, list[str]]) -> dict:
+AGENT_STATE_DIR = "/var/lib/iot-simulator"  # roles/simulator: simulator_state_dir
+
+
+def agent_disks(agents: list[str], size_mb: int) -> dict[str, str]:
+    """A small ext4 filesystem per agent host for its state dir: {name: "SRC:DST"} for nspawn --bind.
+
+    On a cloud host the agent's state dir lives on a disk of its own size; in the lab every host's
+    root is a directory on this machine's disk, so a full-disk fault (``disk-full``) would fill this
+    machine. A loop-mounted image of ``size_mb`` per agent gives the fault a disk it may fill; it is
+    bound at the same path at every boot, so the journal survives an ``agent-reboot``.
+    """
+    disks = LAB / "disks"
+    disks.mkdir(exist_ok=True)
+    binds = {}
+    for name in agents:
+        image, mnt = disks / f"{name}.img", disks / name
+        mnt.mkdir(exist_ok=True)
+        if not os.path.ismount(mnt):
+            if not image.exists():
+                with open(image, "wb") as f:
+                    f.truncate(size_mb << 20)
+                subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", str(image)], check=True)
+            subprocess.run(["mount", "-o", "loop", str(image), str(mnt)], check=True)
+        binds[name] = f"{mnt}:{AGENT_STATE_DIR}"
+    return binds
+
+
+def release_disks() -> int:
+    """Unmount the agents' state-dir images (``down``, after the hosts are gone)."""
+    count = 0
+    for mnt in sorted((LAB / "disks").glob("*")):
+        if mnt.is_dir() and os.path.ismount(mnt):
+            subprocess.run(["umount", str(mnt)], check=False)
+            if os.path.ismount(mnt):
+                subprocess.run(["umount", "-l", str(mnt)], check=True)
+            count += 1
+    return count
+
+
+def boot(names: dict[str, list[str]], binds: dict[str, str] | None = None) -> dict:
     cmd = [sys.executable, str(NSPAWN), "create", "--key", str(LAB / "hosts")]
     for group in names.values():
         for name in group:
             cmd += ["--host", name]
+    for name, mapping in (binds or {}).items():
+        cmd += ["--bind", f"{name}={mapping}"]
     log(f"booting {sum(len(g) for g in names.values())} nspawn hosts")
     out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
     return json.loads(out)
@@ -304,7 +345,7 @@ def up(args: argparse.Namespace) -> int:
         raise SystemExit("error: the lab boots systemd-nspawn hosts and needs root")
     LAB.mkdir(parents=True, exist_ok=True)
     names = host_names(args.brokers, args.gateways, args.agents)
-    created = boot(names)
+    created = boot(names, agent_disks(names["agents"], args.agent_disk_mb))
     inventory = render_inventory(names, created)
     unblock_kafka()  # a re-run of `up`: the brokers' addresses may have changed
     if not args.kafka_reachable:
@@ -322,6 +363,7 @@ def down(_: argparse.Namespace) -> int:
             stdout=subprocess.DEVNULL,
         )
     unblocked = unblock_kafka()
+    release_disks()
     shutil.rmtree(LAB, ignore_errors=True)
     log(
         "lab removed (hosts, links, addresses, NAT rules, inventory and lab secrets"
@@ -346,6 +388,12 @@ def main(argv: list[str] | None = None) -> int:
     p_up.add_argument("--brokers", type=int, default=1, choices=(1, 3))
     p_up.add_argument("--gateways", type=int, default=1)
     p_up.add_argument("--agents", type=int, default=3)
+    p_up.add_argument(
+        "--agent-disk-mb",
+        type=int,
+        default=256,
+        help="size of each agent's state-dir filesystem (a loop-mounted ext4 image; see agent_disks)",
+    )
     p_up.add_argument(
         "--kafka-reachable",
         action="store_true",

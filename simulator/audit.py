@@ -263,6 +263,9 @@ DUPLICATE_CAUSES = {
         "produce requests the killed broker had written (to its page cache or the log) whose answer never left "
         "it: the gateway saw a failure or a timeout (no ACK), the device retransmitted, the reading was produced again"
     ),
+    "disk-full": (
+        "none expected: the run stops when its agent cannot journal, before it sends what it could not keep"
+    ),
     "link-impair": (
         "ACKs lost or late on the impaired link make devices retransmit; the gateway answers a retransmission "
         "of a committed reading without producing it again, so copies here come from a gateway-side cause"

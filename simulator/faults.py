@@ -29,6 +29,7 @@ GROUP_OF = {
     "link-impair": "agents",
     "partition": "agents",
     "agent-reboot": "agents",
+    "disk-full": "agents",
 }
 # The scenario keys that matter for each action (reported with the fault).
 PARAMS = {
@@ -38,14 +39,23 @@ PARAMS = {
     "partition": ("duration_s",),
     "link-impair": ("duration_s", "loss_percent", "delay_ms", "jitter_ms", "reorder_percent"),
     "agent-reboot": (),
+    "disk-full": ("duration_s", "max_fill_mb"),
 }
 # Log events that mark a fault's start and its end (the host is back to normal).
 START, END = "start", "end"
 
 
-def _argv(ev: FaultEvent, gateway: tuple[str, int], services: dict[str, str], agent_python: str) -> list[str]:
+def _argv(
+    ev: FaultEvent,
+    gateway: tuple[str, int],
+    services: dict[str, str],
+    agent_python: str,
+    agent_state_dir: str = "/var/lib/iot-simulator",
+) -> list[str]:
     """The action and its arguments for ``ibp-fault`` (after RUN LABEL AT)."""
     gw_host, gw_port = gateway
+    if ev.action == "disk-full":
+        return [ev.action, agent_state_dir, f"{ev.duration_s:g}", str(ev.max_fill_mb)]
     if ev.action in ("broker-restart", "broker-kill"):
         return [ev.action, services["broker"], f"{ev.down_s:g}"]
     if ev.action == "gateway-restart":
@@ -74,6 +84,7 @@ def plan(
     gateway: tuple[str, int],
     services: dict[str, str] | None = None,
     agent_python: str = "/opt/iot-simulator/venv/bin/python",
+    agent_state_dir: str = "/var/lib/iot-simulator",
 ) -> list[dict[str, Any]]:
     """One entry per (fault, host): host, wall-clock time, parameters and the ``ibp-fault`` arguments."""
     services = {"broker": "automq", "gateway": "iot-gateway", **(services or {})}
@@ -101,7 +112,7 @@ def plan(
                     "host": host,
                     "planned_at": round(t0 + offset + ev.at_s, 3),
                     "params": params,
-                    "argv": _argv(ev, gateway, services, agent_python),
+                    "argv": _argv(ev, gateway, services, agent_python, agent_state_dir),
                 }
             )
     return out
@@ -168,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--broker-service", default="automq")
     p.add_argument("--gateway-service", default="iot-gateway")
     p.add_argument("--agent-python", default="/opt/iot-simulator/venv/bin/python")
+    p.add_argument(
+        "--agent-state-dir", default="/var/lib/iot-simulator", help="disk-full fills its filesystem"
+    )
     c = sub.add_parser("collect", help="write <bundle>/faults.json from the plan and the fetched logs")
     c.add_argument("--bundle", type=Path, required=True)
     args = ap.parse_args(argv)
@@ -182,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
                 (host, int(port)),
                 {"broker": args.broker_service, "gateway": args.gateway_service},
                 args.agent_python,
+                args.agent_state_dir,
             )
             print(json.dumps(entries))
         else:

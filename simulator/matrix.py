@@ -5,7 +5,9 @@
 Writes ``matrix.json`` (one row per run: the fault, when it hit, delivered / missing / duplicates and
 the verdict), ``matrix.txt`` (the same as a table) and ``matrix.html`` (the table and one throughput
 plot per run with its fault window). ``make lab-faults`` runs every scenarios/faults/*.yml through
-ansible/burst.yml and then this. A run without an audit (its playbook failed) is a FAIL row.
+ansible/burst.yml and then this. A run without an audit (its playbook failed) is a FAIL row, unless
+its scenario expected that failure (``faults.expect_failure``, e.g. disk-full) and the play's output
+holds the expected text (``expected-failure.json``, written by scripts/fault-matrix.sh): a PASS row.
 """
 
 from __future__ import annotations
@@ -27,6 +29,21 @@ def load(bundle: Path) -> dict[str, Any] | None:
 
 
 def row(bundle: Path, audit: dict[str, Any] | None) -> dict[str, Any]:
+    expected = bundle / "expected-failure.json"
+    if audit is None and expected.exists():
+        # A fault the run must not survive (faults.expect_failure): scripts/fault-matrix.sh found the
+        # expected text in the failed play's output (burst.log).
+        exp = json.loads(expected.read_text())
+        from simulator.scenario import load as load_scenario
+
+        scn, _ = load_scenario(exp["scenario"])
+        return {
+            "run": bundle.name,
+            "fault": ", ".join(sorted({ev.label for ev in scn.faults.events})) or "none",
+            "verdict": "PASS",
+            "notes": f"failed as expected ({exp['expect']!r})",
+            "error": f"failed as expected: {exp['line'][:400]}",
+        }
     if audit is None:
         return {"run": bundle.name, "verdict": "FAIL", "error": "no audit.json (the run did not finish)"}
     flush = (audit.get("phases") or {}).get("flush_start")

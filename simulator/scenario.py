@@ -27,6 +27,7 @@ FAULT_ACTIONS = (
     "link-impair",
     "partition",
     "agent-reboot",
+    "disk-full",
 )
 
 
@@ -91,7 +92,13 @@ class FaultEvent:
     """
 
     action: Literal[
-        "broker-restart", "broker-kill", "gateway-restart", "link-impair", "partition", "agent-reboot"
+        "broker-restart",
+        "broker-kill",
+        "gateway-restart",
+        "link-impair",
+        "partition",
+        "agent-reboot",
+        "disk-full",
     ]
     at_s: float = 2.0
     name: str = ""
@@ -100,8 +107,10 @@ class FaultEvent:
     down_s: float = 10.0
     # gateway-restart: SIGTERM (systemctl restart, a clean drain) or SIGKILL (systemd restarts it)
     signal: Literal["SIGTERM", "SIGKILL"] = "SIGTERM"
-    # link-impair and partition: how long the link stays impaired or cut
+    # link-impair and partition: how long the link stays impaired or cut; disk-full: how long it stays full
     duration_s: float = 15.0
+    # disk-full: refuse to fill a filesystem with more free space than this (a shared, large disk)
+    max_fill_mb: int = 1024
     # link-impair (tc netem where the kernel has it, else the NFQUEUE impairer: simulator/impair.py)
     loss_percent: float = 0.0
     delay_ms: float = 0.0
@@ -122,6 +131,9 @@ class Faults:
     ack_loss_percent: float = 0.0
     # Host-level faults during the flush, injected by ansible/burst.yml on the deployed hosts.
     events: list[FaultEvent] = field(default_factory=list)
+    # A fault the run must not survive (disk-full): the run is expected to fail, and its failure to
+    # contain this text (scripts/fault-matrix.sh checks it; the matrix shows "failed as expected").
+    expect_failure: str = ""
 
 
 @dataclass
@@ -186,6 +198,7 @@ _RANGES: dict[str, tuple[float | None, float | None]] = {
     "faults.events.delay_ms": (0, 60_000),
     "faults.events.jitter_ms": (0, 60_000),
     "faults.events.reorder_percent": (0, 100),
+    "faults.events.max_fill_mb": (1, 1_048_576),
     "slos.min_peak_rate": (0, None),
     "slos.recovery_within_s": (0, None),
     "slos.max_errors": (0, None),
@@ -361,7 +374,7 @@ def no_ack_limit_s(scn: Scenario) -> float:
     for ev in scn.faults.events:
         if ev.action in ("broker-restart", "broker-kill"):
             longest = max(longest, ev.down_s + 60.0)
-        elif ev.action in ("partition", "link-impair"):
+        elif ev.action in ("partition", "link-impair", "disk-full"):
             longest = max(longest, ev.duration_s + 60.0)
         else:
             longest = max(longest, 60.0)
@@ -399,6 +412,12 @@ def _check_faults(ctx: _Ctx, scn: Scenario) -> None:
             ctx.fail(p, "link-impair needs at least one of loss_percent, delay_ms, reorder_percent")
         if ev.jitter_ms > ev.delay_ms:
             ctx.fail(f"{p}.jitter_ms", "must be <= delay_ms")
+        if ev.action == "disk-full" and not scn.faults.expect_failure:
+            ctx.fail(
+                "faults.expect_failure",
+                "a disk-full fault fails the run on purpose (its agent cannot journal readings): say what "
+                "the failure must contain, e.g. 'is full'",
+            )
         if ev.reorder_percent and not ev.delay_ms:
             ctx.fail(
                 f"{p}.reorder_percent", "reordering needs a delay_ms (the reordered share skips the delay)"

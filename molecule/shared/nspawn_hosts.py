@@ -138,6 +138,8 @@ class Host:
     directory: str
     pid: int = 0
     pidns: str = ""
+    # host paths bound into the container at every boot, "SRC:DST" (systemd-nspawn --bind)
+    binds: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -460,6 +462,7 @@ def start_host(sc: Scenario, host: Host) -> int:
         "--timezone=off",
         "--link-journal=no",
         "--console=pipe",
+        *(f"--bind={b}" for b in host.binds),
     ]
     # A reboot inside the container ends systemd-nspawn with status 133; this small supervisor boots it
     # again (as systemd-nspawn@.service does), so "reboot an agent host mid-flush" works on test hosts.
@@ -640,7 +643,7 @@ def harvest_debs(cache: Cache, host: Host) -> int:
     return count
 
 
-def create(cache: Cache, key: str, names: list[str]) -> dict:
+def create(cache: Cache, key: str, names: list[str], binds: dict[str, list[str]] | None = None) -> dict:
     for name in names:
         if not NAME_RE.match(name):
             raise HostError(f"host name '{name}': use lower-case letters, digits and '-' (max 31 chars)")
@@ -675,6 +678,8 @@ def create(cache: Cache, key: str, names: list[str]) -> dict:
         network_up(sc)
     for host in sc.hosts:
         if host.name in names:
+            if binds and host.name in binds:
+                host.binds = binds[host.name]
             prepare_host(cache, sc, host, rootfs, pubkey)
             if not pid_alive(host.pid):
                 host.pid = start_host(sc, host)
@@ -750,6 +755,13 @@ def main(argv: list[str] | None = None) -> int:
     p_create = sub.add_parser("create", help="boot hosts for one scenario")
     p_create.add_argument("--key", required=True, help="directory naming the scenario run")
     p_create.add_argument("--host", action="append", required=True, help="host name; repeat for more")
+    p_create.add_argument(
+        "--bind",
+        action="append",
+        default=[],
+        metavar="HOST=SRC:DST",
+        help="bind host path SRC at DST in HOST (at every boot); repeat for more",
+    )
     p_destroy = sub.add_parser("destroy", help="remove the hosts of one scenario (or --all)")
     p_destroy.add_argument("--key", help="directory naming the scenario run")
     p_destroy.add_argument("--all", action="store_true", help="every scenario in the cache")
@@ -767,7 +779,13 @@ def main(argv: list[str] | None = None) -> int:
             path, secs = build_rootfs(cache)
             out: dict = {"rootfs": str(path), "recipe": recipe_hash(), "build_seconds": round(secs, 1)}
         elif args.cmd == "create":
-            out = create(cache, args.key, args.host)
+            binds: dict[str, list[str]] = {}
+            for spec in args.bind:
+                name, sep, mapping = spec.partition("=")
+                if not sep or ":" not in mapping or name not in args.host:
+                    parser.error(f"--bind {spec!r}: want HOST=SRC:DST with HOST one of the --host names")
+                binds.setdefault(name, []).append(mapping)
+            out = create(cache, args.key, args.host, binds)
         elif args.cmd == "destroy":
             if not args.all and not args.key:
                 parser.error("destroy needs --key DIR or --all")

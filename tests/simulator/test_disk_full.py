@@ -1,15 +1,15 @@
 """The agent's state dir fills up mid-run: a clear error, the run failed at once, nothing journaled lost.
 
 A real filesystem (a size-limited tmpfs mounted for the test) and a real agent process: the run starts
-with room to spare, then a filler file takes the rest of the space, as another process on the host
-would. The agent must stop within seconds (not at the drained phase's ``max_s``) with an error that
+with room to spare, then the deployed fault injector (``ansible/files/ibp-fault disk-full``, as the
+lab's fault matrix runs it) takes the rest of the space for a few seconds. The agent must stop within seconds (not at the drained phase's ``max_s``) with an error that
 names the directory and the cause, and the directory must still restore every reading it had journaled.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
+import json
 import os
 import re
 import secrets
@@ -36,7 +36,7 @@ final_drain_s: 60
 
 @pytest.fixture
 def small_fs(tmp_path: Path):
-    """A 4 MiB tmpfs: full in seconds at the agent's journal rate."""
+    """A 4 MiB tmpfs for the agent's state dir (the injector refuses a filesystem with more room)."""
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root (CI runs as root)")
     mnt = tmp_path / "small"
@@ -48,21 +48,19 @@ def small_fs(tmp_path: Path):
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
-def _fill(directory: Path) -> Path:
-    """Write a filler file until the filesystem refuses (ENOSPC)."""
-    filler = directory / "filler"
-    chunk = b"\0" * 65536
-    with open(filler, "wb", buffering=0) as f:
-        while True:
-            try:
-                f.write(chunk)
-            except OSError as exc:
-                assert exc.errno == errno.ENOSPC, exc
-                break
-    return filler
+ROOT = Path(__file__).resolve().parents[2]
+INJECTOR = ROOT / "ansible" / "files" / "ibp-fault"
 
 
-def test_a_full_state_dir_fails_the_run_loudly_and_keeps_what_was_journaled(agent_factory, small_fs) -> None:
+def _inject(state: Path, log_dir: Path, duration_s: int) -> subprocess.Popen:
+    """The lab's and the cloud's fault injector, now: fill the state dir's filesystem for a while."""
+    argv = ["bash", str(INJECTOR), "run", "disk-full", str(int(time.time())), "disk-full", str(state)]
+    return subprocess.Popen([*argv, str(duration_s), "64"], env=dict(os.environ, IBP_FAULT_DIR=str(log_dir)))
+
+
+def test_a_full_state_dir_fails_the_run_loudly_and_keeps_what_was_journaled(
+    agent_factory, small_fs, tmp_path: Path
+) -> None:
     state = small_fs / "agent-state"
     (agent,) = agent_factory.start(1, secrets.token_bytes(32), state_dir=state)
     token = agent_factory.token
@@ -85,14 +83,18 @@ def test_a_full_state_dir_fails_the_run_loudly_and_keeps_what_was_journaled(agen
             assert time.monotonic() < deadline, "the run never reached its outage"
             await asyncio.sleep(0.2)
         await asyncio.sleep(1.0)
-        await asyncio.to_thread(_fill, small_fs)
+        injector = _inject(state, tmp_path / "faults", 6)
         filled = time.monotonic()
         while (status := await call("GET", "/status"))["state"] == "running":
             assert time.monotonic() - filled < 15, f"the agent did not notice the full disk: {status}"
             await asyncio.sleep(0.2)
-        return status, time.monotonic() - filled
+        noticed = time.monotonic() - filled
+        assert await asyncio.to_thread(injector.wait, 30) == 0, "the injector failed"
+        return status, noticed
 
     status, noticed_s = asyncio.run(go())
+    events = [json.loads(line)["event"] for line in (tmp_path / "faults" / "run" / "disk-full.jsonl").open()]
+    assert events == ["scheduled", "start", "full", "end"], events
     assert status["state"] == "error", status
     error = status["error"]
     assert f"state dir {state} is full (No space left on device)" in error, error
@@ -104,9 +106,9 @@ def test_a_full_state_dir_fails_the_run_loudly_and_keeps_what_was_journaled(agen
     assert journaled > 2000 * 2, f"the run journaled its normal phase and some outage first: {error}"
     assert noticed_s < 5, f"the run failed {noticed_s:.1f} s after the disk filled, not at once"
 
-    # Space back, the agent gone: the directory restores every reading it had journaled (none lost,
-    # none half-written counted), each device's sequence contiguous from its first one.
-    (small_fs / "filler").unlink()
+    # Space back (the injector removed its filler), the agent gone: the directory restores every
+    # reading it had journaled (none lost, none half-written counted).
+    assert not (state / ".ibp-fault-filler").exists()
     agent_factory.kill(agent)
     devices = [Device(i, f"sim-{i:06d}", b"", 0, 0) for i in range(2000)]
     meta = persist.Store(state).restore(devices, 100000, True)

@@ -229,3 +229,43 @@ def test_matrix_report_has_one_row_per_run_and_fails_a_run_without_audit(tmp_pat
     assert rows[1]["verdict"] == "FAIL" and "no audit.json" in rows[1]["error"]
     assert json.loads((out / "matrix.json").read_text())["verdict"] == "FAIL"
     assert "partition" in (out / "matrix.txt").read_text() and "<img" in (out / "matrix.html").read_text()
+
+
+def test_disk_full_fills_the_agents_state_dir_and_must_expect_the_failure() -> None:
+    entries = faults.plan(
+        parse(
+            SCENARIO
+            + "    - {action: disk-full, target: 2, duration_s: 20, max_fill_mb: 300}\n"
+            + "  expect_failure: is full\n"
+        ),
+        1000.0,
+        GROUPS,
+        ("10.0.0.5", 5000),
+        agent_state_dir="/srv/state",
+    )
+    (e,) = entries
+    assert e["host"] == "a2" and e["argv"] == ["disk-full", "/srv/state", "20", "300"]
+    assert e["params"] == {"at_s": 2.0, "duration_s": 20.0, "max_fill_mb": 300}
+    with pytest.raises(ScenarioError, match="faults.expect_failure"):
+        parse(SCENARIO + "    - {action: disk-full}\n")
+
+
+def test_matrix_passes_a_run_that_failed_as_its_scenario_expected(tmp_path: Path) -> None:
+    """disk-full runs fail on purpose: expected-failure.json (from scripts/fault-matrix.sh) makes a
+    PASS row; the same run without it stays a FAIL."""
+    run = tmp_path / "r3"
+    run.mkdir()
+    (run / "expected-failure.json").write_text(
+        json.dumps(
+            {
+                "scenario": "scenarios/faults/disk-full.yml",
+                "expect": "is full (No space left on device)",
+                "line": "agent failed: 10.0.0.12:9510: state dir /var/lib/iot-simulator is full (No space left on device): ...",
+            }
+        )
+    )
+    other = tmp_path / "r4"
+    other.mkdir()
+    rows = matrix.write(tmp_path / "matrix", [run, other])
+    assert rows[0]["verdict"] == "PASS" and rows[0]["fault"] == "disk-full", rows[0]
+    assert "failed as expected" in rows[0]["error"] and rows[1]["verdict"] == "FAIL"
