@@ -17,7 +17,7 @@ INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def _burst(tmp_path: Path, scenario: str, run_id: str) -> subprocess.CompletedProcess:
+def _burst(tmp_path: Path, scenario: str, run_id: str, *extra: str) -> subprocess.CompletedProcess:
     gw = testinfra.get_host("ansible://gateway-1", ansible_inventory=INVENTORY)
     config = yaml.safe_load(gw.file("/etc/iot-gateway/gateway.yml").content_string)
     playbook = Path(sys.executable).with_name("ansible-playbook")
@@ -36,6 +36,7 @@ def _burst(tmp_path: Path, scenario: str, run_id: str) -> subprocess.CompletedPr
             f"burst_reports_dir={tmp_path}",
             "-e",
             f"burst_run_id={run_id}",
+            *extra,
         ],
         capture_output=True,
         text=True,
@@ -45,7 +46,21 @@ def _burst(tmp_path: Path, scenario: str, run_id: str) -> subprocess.CompletedPr
 
 
 def test_smoke_burst_from_both_agents_is_audited_with_nothing_missing(tmp_path: Path) -> None:
-    result = _burst(tmp_path, "scenarios/smoke.yml", "site-smoke")
+    """Through a remote control host, as through the monitoring host of a real inventory (this scenario
+    has none; broker-1 stands in): the controller reaches the agents over mutual TLS with the CA and
+    client certificate burst.yml copied there for the run, and removed after it."""
+    ephemeral = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
+    result = _burst(
+        tmp_path,
+        "scenarios/smoke.yml",
+        "site-smoke",
+        "-e",
+        "burst_control_host=broker-1",
+        "-e",
+        f"burst_control_wheelhouse={ephemeral / 'wheelhouse-control'}",
+        "-e",
+        f"simulator_dist_dir={ephemeral / 'dist'}",  # the wheel under test, as the agents got
+    )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     bundle = tmp_path / "site-smoke"
     audit = json.loads((bundle / "audit.json").read_text())
@@ -59,6 +74,9 @@ def test_smoke_burst_from_both_agents_is_audited_with_nothing_missing(tmp_path: 
     assert set(tuning) == {"broker-1", "gateway-1", "agent-1", "agent-2"}
     assert "PASS  all_delivered" in result.stdout
     assert not (bundle / ".token").exists(), "the controller's token file must not stay in the bundle"
+    control = testinfra.get_host("ansible://broker-1", ansible_inventory=INVENTORY)
+    left = control.run("ls -d /tmp/iot-burst-* 2>/dev/null").stdout.split()
+    assert left == [], f"the run's token or TLS directory stayed on the control host: {left}"
 
 
 def test_gateway_sigkill_and_agent_partition_during_the_flush_lose_nothing(tmp_path: Path) -> None:
