@@ -246,7 +246,7 @@ def test_disk_full_fills_the_agents_state_dir_and_must_expect_the_failure() -> N
     (e,) = entries
     assert e["host"] == "a2" and e["argv"] == ["disk-full", "/srv/state", "20", "300"]
     assert e["params"] == {"at_s": 2.0, "duration_s": 20.0, "max_fill_mb": 300}
-    with pytest.raises(ScenarioError, match="faults.expect_failure"):
+    with pytest.raises(ScenarioError, match=r"faults\.expect_failure"):
         parse(SCENARIO + "    - {action: disk-full}\n")
 
 
