@@ -20,7 +20,7 @@ from simulator.datagram import DEFAULT_MAX_DATAGRAM_BYTES
 PROTOCOLS = ("ibp1", "legacy-bin", "legacy-json")
 OVERFLOW = ("drop-oldest", "drop-newest")
 PHASE_KINDS = ("normal", "outage", "recovery")
-FAULT_ACTIONS = (
+FaultAction = Literal[
     "broker-restart",
     "broker-kill",
     "gateway-restart",
@@ -28,7 +28,8 @@ FAULT_ACTIONS = (
     "partition",
     "agent-reboot",
     "disk-full",
-)
+]
+FAULT_ACTIONS = typing.get_args(FaultAction)
 
 
 class ScenarioError(ValueError):
@@ -91,15 +92,7 @@ class FaultEvent:
     (link-impair only).
     """
 
-    action: Literal[
-        "broker-restart",
-        "broker-kill",
-        "gateway-restart",
-        "link-impair",
-        "partition",
-        "agent-reboot",
-        "disk-full",
-    ]
+    action: FaultAction
     at_s: float = 2.0
     name: str = ""
     target: int = 0
