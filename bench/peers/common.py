@@ -7,9 +7,12 @@ loss. Kernel counters (/proc/net/snmp) are host-wide, so other jobs on a shared 
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -89,3 +92,44 @@ def wait_udp_bound(port: int, timeout_s: float = 20.0) -> bool:
                 return True
         time.sleep(0.1)
     return False
+
+
+class PeerProcess:
+    """A peer daemon run from its own temp dir (config, log, work files): start, log tail, stop.
+
+    Subclasses write their config into ``self.dir`` and call :meth:`_launch`; ``stop`` removes the dir.
+    """
+
+    dir: Path
+    port: int
+    log_name: str
+
+    def _launch(self, argv: list[str], what: str, wait_s: float = 20.0, **popen: Any) -> None:
+        """Start ``argv`` with its output in ``self.dir/log_name``; raise with the log when it does not
+        bind UDP ``self.port`` within ``wait_s``."""
+        self.log = open(self.dir / self.log_name, "wb")
+        self.process = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, **popen)
+        if not wait_udp_bound(self.port, wait_s) or self.process.poll() is not None:
+            tail = self.log_tail()
+            self.stop()
+            raise RuntimeError(f"{what} did not listen on UDP {self.port}: {tail}")
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log_tail(self) -> str:
+        self.log.flush()
+        return (self.dir / self.log_name).read_text(errors="replace")[-1500:]
+
+    def stop(self) -> int | None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return self.process.returncode

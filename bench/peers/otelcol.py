@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from bench.peers.common import wait_udp_bound
+from bench.peers.common import PeerProcess
 from broker.kafka import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,9 +88,10 @@ def build(timeout_s: float = 1800.0) -> tuple[Path | None, str]:
     )
 
 
-class OtelcolPeer:
+class OtelcolPeer(PeerProcess):
     name = "otelcol udplog->batch->kafka"
     takes_batched = True  # one_log_per_packet: a batched datagram lands as one opaque record
+    log_name = "otelcol.log"
 
     def __init__(self, binary: Path, bootstrap: str, topic: str, rcvbuf: int, linger_ms: int = 20) -> None:
         del rcvbuf  # the udp input cannot set it; see the module docstring
@@ -98,31 +99,4 @@ class OtelcolPeer:
         self.port = free_port()
         conf = self.dir / "config.yaml"
         conf.write_text(CONFIG.format(port=self.port, bootstrap=bootstrap, topic=topic, linger_ms=linger_ms))
-        self.log = open(self.dir / "otelcol.log", "wb")
-        self.process = subprocess.Popen(
-            [str(binary), "--config", f"file:{conf}"], stdout=self.log, stderr=subprocess.STDOUT
-        )
-        if not wait_udp_bound(self.port, 30) or self.process.poll() is not None:
-            tail = self.log_tail()
-            self.stop()
-            raise RuntimeError(f"otelcol-peer did not listen on UDP {self.port}: {tail}")
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def log_tail(self) -> str:
-        self.log.flush()
-        return (self.dir / "otelcol.log").read_text(errors="replace")[-1500:]
-
-    def stop(self) -> int | None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        self.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-        return self.process.returncode
+        self._launch([str(binary), "--config", f"file:{conf}"], "otelcol-peer", wait_s=30)

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
-from bench.peers.common import wait_udp_bound
+from bench.peers.common import PeerProcess
 from broker.kafka import free_port
 
 RSYSLOGD = "/usr/sbin/rsyslogd"
@@ -47,9 +45,10 @@ def available() -> str | None:
     return None
 
 
-class RsyslogPeer:
+class RsyslogPeer(PeerProcess):
     name = "rsyslog imudp->omkafka"
     takes_batched = True  # a datagram is one message: batched datagrams land as one opaque record each
+    log_name = "rsyslogd.log"
 
     def __init__(self, bootstrap: str, topic: str, rcvbuf: int, linger_ms: int = 20) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="bench-rsyslog-"))
@@ -71,34 +70,6 @@ class RsyslogPeer:
             os.chown(self.dir, nobody.pw_uid, nobody.pw_gid)
             os.chmod(self.dir, 0o755)
             kwargs = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
-        self.log = open(self.dir / "rsyslogd.log", "wb")
-        self.process = subprocess.Popen(
-            [RSYSLOGD, "-n", "-f", str(self.conf), "-i", str(self.dir / "rsyslogd.pid")],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            **kwargs,
+        self._launch(
+            [RSYSLOGD, "-n", "-f", str(self.conf), "-i", str(self.dir / "rsyslogd.pid")], "rsyslogd", **kwargs
         )
-        if not wait_udp_bound(self.port) or self.process.poll() is not None:
-            tail = self.log_tail()
-            self.stop()
-            raise RuntimeError(f"rsyslogd did not listen on UDP {self.port}: {tail}")
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def log_tail(self) -> str:
-        self.log.flush()
-        return (self.dir / "rsyslogd.log").read_text(errors="replace")[-1500:]
-
-    def stop(self) -> int | None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        self.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-        return self.process.returncode
