@@ -96,6 +96,14 @@ def encode_answer(raw_id: bytes, key: bytes, kind: struct.Struct, value: int) ->
     return body + hmac.digest(key, body, "sha256")
 
 
+def encode_ack(raw_id: bytes, key: bytes, ack_seq: int) -> bytes:
+    return encode_answer(raw_id, key, ACK, ack_seq)
+
+
+def encode_busy(raw_id: bytes, key: bytes, retry_after_ms: int) -> bytes:
+    return encode_answer(raw_id, key, BUSY, retry_after_ms)
+
+
 def verify(key: bytes, datagram: bytes, tag_offset: int) -> bool:
     return hmac.compare_digest(hmac.digest(key, datagram[:tag_offset], "sha256"), datagram[tag_offset:])
 
@@ -123,3 +131,32 @@ def payload_is_object(payload: bytes) -> bool:
     except (UnicodeDecodeError, ValueError, StopIteration, RecursionError):
         return False
     return type(value) is dict and (end == len(text) or not text[end:].strip(_JSON_SPACE))
+
+
+def payloads_ok(readings: list[tuple[int, bytes]]) -> bool:
+    """True when every reading's payload is a JSON object."""
+    return all(payload_is_object(payload) for _, payload in readings)
+
+
+VALUE = b'{"device_id":%b,"seq":%d,"device_ts_ms":%d,"gateway_ts_ms":%d,"proto":"%b","payload":%b}'
+
+
+def build_records(
+    readings: list[tuple[int, bytes]],
+    id_json: bytes,
+    first: int,
+    now_ms: int,
+    ranges: list[tuple[int, int]] | None = None,
+) -> list[tuple[bytes, int]]:
+    """The Kafka record values ``[(value, now_ms)]``; with ``ranges``, only the sequence numbers inside one
+    of the inclusive ``(lo, hi)`` ranges."""
+    if ranges is None:
+        return [
+            (VALUE % (id_json, first + i, ts, now_ms, b"ibp1", payload), now_ms)
+            for i, (ts, payload) in enumerate(readings)
+        ]
+    return [
+        (VALUE % (id_json, first + i, ts, now_ms, b"ibp1", payload), now_ms)
+        for i, (ts, payload) in enumerate(readings)
+        if any(lo <= first + i <= hi for lo, hi in ranges)
+    ]

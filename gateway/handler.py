@@ -13,7 +13,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from gateway import fastpath, protocol
+from gateway import fastpath, hotpath, protocol
 from gateway.devices import DeviceState
 from gateway.hwmstore import HwmStore
 from gateway.kafka_out import Job, KafkaOut
@@ -22,7 +22,7 @@ from gateway.metrics import WorkerMetrics
 from gateway.protocol import ProtocolError
 from gateway.registry import KeyRegistry
 
-_VALUE = b'{"device_id":%b,"seq":%d,"device_ts_ms":%d,"gateway_ts_ms":%d,"proto":"%b","payload":%b}'
+_VALUE = fastpath.VALUE
 
 
 @dataclass(slots=True, eq=False)
@@ -110,14 +110,14 @@ class DatagramHandler:
 
     def _handle_ibp(self, data: bytes, addr: tuple) -> None:
         received_at = time.monotonic()
-        raw_id, first, readings, tag_at = fastpath.parse_data_raw(data)
+        raw_id, first, readings, tag_at = hotpath.parse_data_raw(data)
         device = self.devices.get(raw_id)
         if device is None or device.registry_gen != self.registry_gen:
             device = self._authenticate(raw_id, device, data, tag_at)
             if device is None:
                 self._auth_failed(addr)
                 return
-        elif not fastpath.verify(device.key, data, tag_at):
+        elif not hotpath.verify(device.key, data, tag_at):
             self._auth_failed(addr)
             return
         m = self.m
@@ -138,35 +138,23 @@ class DatagramHandler:
             if hwm is not None and last <= hwm:
                 self._ack(device, received_at)
             return  # otherwise the readings are in flight: their ACK follows the commit
-        for _, payload in readings:
-            if not fastpath.payload_is_object(payload):
-                raise ProtocolError("malformed_json")
+        if not hotpath.payloads_ok(readings):
+            raise ProtocolError("malformed_json")
         fresh = sum(hi - lo + 1 for lo, hi in ranges)
         if fresh < n:
             m.duplicates.inc(n - fresh)
         if self.inflight + fresh > self.max_inflight:
             m.datagrams["busy"].inc()
             m.busy_sent.inc()
-            self.send(
-                fastpath.encode_answer(raw_id, device.key, fastpath.BUSY, self.busy_retry_after_ms), addr
-            )
+            self.send(hotpath.encode_busy(raw_id, device.key, self.busy_retry_after_ms), addr)
             return
         if hwm is not None and ranges[0][0] > hwm + 1 and not device.inflight:
             m.gaps.inc()
         m.datagrams["ok"].inc()
         now_ms = int(time.time() * 1000)
-        id_json = device.id_json
-        if fresh == n:
-            records = [
-                (_VALUE % (id_json, first + i, ts, now_ms, b"ibp1", payload), now_ms)
-                for i, (ts, payload) in enumerate(readings)
-            ]
-        else:
-            records = [
-                (_VALUE % (id_json, first + i, ts, now_ms, b"ibp1", payload), now_ms)
-                for i, (ts, payload) in enumerate(readings)
-                if any(lo <= first + i <= hi for lo, hi in ranges)
-            ]
+        records = hotpath.build_records(
+            readings, device.id_json, first, now_ms, None if fresh == n else ranges
+        )
         device.start(ranges)
         self._submit(raw_id, records, received_at, _Pending(device, ranges))
 
@@ -179,13 +167,13 @@ class DatagramHandler:
         their ACK: the pending job holds the old state and key); a changed key replaces the old one.
         A new device starts from the hwm it had before a restart or a removal, if any.
         """
-        device_id = device.device_id if device is not None else fastpath.check_device_id(raw_id)
+        device_id = device.device_id if device is not None else hotpath.check_device_id(raw_id)
         key = self.registry.key_for(device_id)
         if key is None:
             if device is not None:
                 del self.devices[raw_id]
             return None
-        if not fastpath.verify(key, data, tag_at):
+        if not hotpath.verify(key, data, tag_at):
             return None
         if device is None:
             device = DeviceState(
@@ -221,7 +209,7 @@ class DatagramHandler:
     def _ack(self, device: DeviceState, received_at: float) -> None:
         if device.addr is None or device.hwm is None:
             return
-        self.send(fastpath.encode_answer(device.raw_id, device.key, fastpath.ACK, device.hwm), device.addr)
+        self.send(hotpath.encode_ack(device.raw_id, device.key, device.hwm), device.addr)
         self.m.acks_sent.inc()
         self.m.ack_latency.observe((time.monotonic() - received_at) * 1000.0)
 
@@ -230,7 +218,7 @@ class DatagramHandler:
     def _handle_legacy(self, data: bytes) -> None:
         received_at = time.monotonic()
         legacy = protocol.parse_legacy(data)
-        if not fastpath.payload_is_object(legacy.payload):
+        if not hotpath.payload_is_object(legacy.payload):
             raise ProtocolError("malformed_json")
         m = self.m
         m.received.inc()

@@ -32,7 +32,7 @@ from prometheus_client import multiprocess as prom_mp
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from gateway import udpstats
+from gateway import hotpath, udpstats
 from gateway.config import GatewayConfig
 from gateway.http import HttpServer
 from gateway.logs import log_event
@@ -135,7 +135,7 @@ class Supervisor:
         return 200, CONTENT_TYPE_LATEST, generate_latest(registry)
 
     def _healthz(self) -> tuple[int, str, bytes]:
-        return 200, "text/plain", f"alive workers={self.alive}/{self.workers}\n".encode()
+        return 200, "text/plain", f"alive workers={self.alive}/{self.workers} codec={hotpath.IMPL}\n".encode()
 
     def _readyz(self) -> tuple[int, str, bytes]:
         ready = sum(self.worker_ready)
@@ -276,6 +276,8 @@ class Supervisor:
                 kafka=self.cfg.kafka.bootstrap_servers,
                 topic=self.cfg.kafka.topic,
                 state_dir=self.cfg.state.dir or "none",
+                codec=hotpath.IMPL,
+                codec_why=hotpath.WHY,
             )
             legacy = [n for n in ("legacy_binary", "legacy_json") if getattr(self.cfg.devices, n)]
             if legacy:

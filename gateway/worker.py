@@ -26,7 +26,7 @@ import socket
 import sys
 
 from gateway import config as config_mod
-from gateway import logs
+from gateway import hotpath, logs
 from gateway import metrics as metrics_mod
 from gateway.handler import DatagramHandler
 from gateway.hwmstore import HwmStore
@@ -159,6 +159,7 @@ async def run(cfg: config_mod.GatewayConfig, index: int, fd: int, status_fd: int
         producers=cfg.kafka.producers_per_worker,
         loop=type(loop).__module__.split(".")[0],
         max_inflight=handler.max_inflight,
+        codec=hotpath.IMPL,
     )
     status.set(True)
     maintain = loop.create_task(store.maintain(handler.hwms, stop)) if store is not None else None

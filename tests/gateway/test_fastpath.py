@@ -1,13 +1,31 @@
-"""The fast-path parser and answer encoder agree with the reference codec (gateway/protocol.py)."""
+"""The fast-path parser and answer encoder agree with the reference codec (gateway/protocol.py), and the native
+extension (gateway/native/, ``ibp_native``) agrees with both: same decision, same ProtocolError reason, same bytes.
+
+The native tests are skipped where the extension is not built (no cargo); ``IBP_NATIVE_REQUIRED=1`` turns
+that skip into a failure (for a CI that must test the extension).
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import struct
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway import fastpath, protocol
+from gateway import fastpath, hotpath, protocol
+
+try:
+    import ibp_native
+except ImportError:
+    ibp_native = None
+
+needs_native = pytest.mark.skipif(
+    ibp_native is None and os.environ.get("IBP_NATIVE_REQUIRED") != "1",
+    reason="ibp_native not built (make setup builds it when cargo is installed)",
+)
 
 KEY = bytes(range(32))
 
@@ -57,14 +75,177 @@ def mutated(draw):
     return bytes(base)
 
 
-@settings(max_examples=1500, deadline=None, database=None)
-@given(
-    st.one_of(
-        valid, mutated(), st.binary(max_size=80), st.binary(max_size=60).map(lambda b: b"IB\x01\x01" + b)
-    )
+any_datagram = st.one_of(
+    valid, mutated(), st.binary(max_size=80), st.binary(max_size=60).map(lambda b: b"IB\x01\x01" + b)
 )
+
+
+@settings(max_examples=1500, deadline=None, database=None)
+@given(any_datagram)
 def test_fast_parser_matches_the_reference(datagram: bytes) -> None:
     assert fast(datagram) == reference(datagram)
+
+
+def native(datagram: bytes):
+    try:
+        raw_id, first, readings, tag_at = ibp_native.parse_data_raw(datagram)
+        device_id = fastpath.check_device_id(raw_id)
+    except protocol.ProtocolError as exc:
+        return exc.reason
+    assert tag_at == len(datagram) - 32
+    assert len(readings) == len(list(readings))
+    return (device_id, first, list(readings))
+
+
+# payloads: JSON objects, other JSON, near misses (NaN, bad escapes, control characters, lone surrogates,
+# bad UTF-8, trailing garbage, leading/trailing whitespace) and random bytes
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4)
+    ),
+    max_leaves=10,
+)
+json_objects = st.dictionaries(st.text(max_size=6), json_values, max_size=4).map(
+    lambda d: json.dumps(d, ensure_ascii=False).encode()
+)
+json_fragments = st.sampled_from(
+    [
+        b"{",
+        b"}",
+        b"[",
+        b"]",
+        b":",
+        b",",
+        b'"',
+        b"\\",
+        b"\\u",
+        b"\\ud800",
+        b"\\x",
+        b"NaN",
+        b"Infinity",
+        b"-Infinity",
+        b"-",
+        b"0",
+        b"01",
+        b"1.",
+        b".5",
+        b"1e",
+        b"1e+",
+        b"1E-3",
+        b"-0.0e5",
+        b"true",
+        b"nul",
+        b"null",
+        b" ",
+        b"\t",
+        b"\n",
+        b"\r",
+        b"\x0b",
+        b"\x00",
+        b"\x1f",
+        b"\x7f",
+        b"\xc3\xa9",
+        b"\xff",
+        b"\xed\xa0\x80",
+        b"\xef\xbb\xbf",
+        b'"a"',
+        b'{"a":1}',
+        b"[1,]",
+        b'{"a":1,}',
+    ]
+)
+payloads = st.one_of(
+    json_objects,
+    st.builds(lambda a, b, c: a + b + c, st.binary(max_size=2), json_objects, st.binary(max_size=2)),
+    st.lists(json_fragments, max_size=12).map(b"".join),
+    st.builds(
+        lambda obj, i, frag: obj[:i] + frag + obj[i:],
+        json_objects,
+        st.integers(0, 40),
+        json_fragments,
+    ),
+    st.binary(max_size=20),
+)
+
+
+@needs_native
+@settings(max_examples=3000, deadline=None, database=None)
+@given(any_datagram)
+def test_native_parser_matches_the_reference(datagram: bytes) -> None:
+    assert native(datagram) == reference(datagram) == fast(datagram)
+
+
+@needs_native
+@settings(max_examples=3000, deadline=None, database=None)
+@given(payloads)
+def test_native_payload_check_matches_the_reference(payload: bytes) -> None:
+    assert ibp_native.payload_is_object(payload) is fastpath.payload_is_object(payload), payload
+
+
+@needs_native
+@settings(max_examples=500, deadline=None, database=None)
+@given(
+    st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=20),
+    st.integers(0, 2**32 - 256),
+    st.lists(st.tuples(st.integers(0, 2**64 - 1), payloads), min_size=1, max_size=8),
+    st.integers(0, 2**62),
+    st.one_of(st.none(), st.lists(st.tuples(st.integers(0, 8), st.integers(0, 8)), max_size=3)),
+    st.binary(min_size=32, max_size=32),
+)
+def test_native_datagram_work_matches_the_reference(device_id, first, readings, now_ms, ranges, key) -> None:
+    """Verify, payload check and record values of one whole datagram, both ways."""
+    datagram = protocol.encode_data(device_id, KEY, first, readings)
+    nid, nfirst, nreadings, tag_at = ibp_native.parse_data_raw(datagram)
+    pid, pfirst, preadings, ptag_at = fastpath.parse_data_raw(datagram)
+    assert (nid, nfirst, tag_at) == (pid, pfirst, ptag_at)
+    for k in (KEY, key):
+        assert ibp_native.verify(k, datagram, tag_at) is fastpath.verify(k, datagram, tag_at)
+    bad = datagram[:-1] + bytes([datagram[-1] ^ 1])
+    assert ibp_native.verify(KEY, bad, tag_at) is fastpath.verify(KEY, bad, tag_at) is False
+    assert ibp_native.payloads_ok(nreadings) is fastpath.payloads_ok(preadings)
+    ranges = None if ranges is None else [(first + lo, first + hi) for lo, hi in ranges]
+    id_json = json.dumps(device_id).encode()
+    assert ibp_native.build_records(nreadings, id_json, first, now_ms, ranges) == fastpath.build_records(
+        preadings, id_json, first, now_ms, ranges
+    )
+
+
+@needs_native
+@given(
+    st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=64),
+    st.integers(0, 2**32 - 1),
+    st.binary(max_size=80),
+)
+def test_native_answers_are_byte_identical(device_id: str, value: int, key: bytes) -> None:
+    raw = device_id.encode()
+    assert ibp_native.encode_ack(raw, key, value) == protocol.encode_ack(device_id, key, value)
+    retry = value & 0xFFFF
+    assert ibp_native.encode_busy(raw, key, retry) == protocol.encode_busy(device_id, key, retry)
+
+
+@needs_native
+def test_native_edge_cases() -> None:
+    assert ibp_native.API == hotpath.NATIVE_API
+    assert not ibp_native.verify(KEY, b"short", 99)
+    deep = b'{"a":' + b"[" * 800 + b"]" * 800 + b"}"
+    assert ibp_native.payload_is_object(deep) and fastpath.payload_is_object(deep)
+    for n in (4300, 4301):  # CPython refuses integer literals over 4,300 digits
+        p = b'{"a":' + b"7" * n + b"}"
+        assert ibp_native.payload_is_object(p) is fastpath.payload_is_object(p) is (n == 4300)
+    p = b'{"a":' + b"7" * 4301 + b".0}"
+    assert ibp_native.payload_is_object(p) and fastpath.payload_is_object(p)
+    datagram = protocol.encode_data("d", KEY, 7, [(1, b"{}"), (2, b"[]")])
+    readings = ibp_native.parse_data_raw(datagram)[2]
+    assert readings[-1] == (2, b"[]") and readings[0] == (1, b"{}")
+    with pytest.raises(IndexError):
+        readings[2]
+
+
+def test_hotpath_selection() -> None:
+    forced = os.environ.get("IBP_NATIVE", "1") == "0"
+    expected = "native" if ibp_native is not None and not forced else "python"
+    assert hotpath.IMPL == expected, hotpath.WHY
 
 
 def test_edge_cases_match() -> None:
