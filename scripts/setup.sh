@@ -85,7 +85,44 @@ python_env() {
   echo "$want" > "$stamp"
 }
 
+# The gateway's native hot path (gateway/native, Rust + PyO3 -> module ibp_native) built into the venv.
+# Optional: without cargo the gateway runs its pure-Python codec (gateway/fastpath.py), slower.
+# Skipped when the crate's sources and the venv's Python are unchanged since the last build.
+native_ext() {
+  local crate="$ROOT/gateway/native"
+  local stamp="$VENV/.native-stamp"
+  local cargo
+  cargo="$(command -v cargo 2>/dev/null || true)"
+  [ -n "$cargo" ] || { [ -x "$HOME/.cargo/bin/cargo" ] && cargo="$HOME/.cargo/bin/cargo"; }
+  if [ -z "$cargo" ]; then
+    "$VENV/bin/pip" uninstall -q -y ibp-native >/dev/null 2>&1 || true
+    rm -f "$stamp"
+    log "native hot path: cargo not found (PATH, ~/.cargo/bin): the gateway runs on the pure-Python path"
+    return 0
+  fi
+  local want
+  want="$(cd "$crate" && cat Cargo.toml Cargo.lock pyproject.toml src/*.rs | sha256sum | cut -d' ' -f1)"
+  want="$want $("$VENV/bin/python" -c 'import sys; print(sys.version.split()[0])')"
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
+    && "$VENV/bin/python" -c 'import ibp_native' 2>/dev/null; then
+    log "native hot path (ibp_native): up to date"
+    return 0
+  fi
+  log "building the native hot path (gateway/native, cargo release build, about a minute)"
+  local started=$SECONDS
+  if (cd "$crate" && PATH="$(dirname "$cargo"):$PATH" VIRTUAL_ENV="$VENV" \
+    CARGO_TARGET_DIR="$ROOT/.cache/native-target" "$VENV/bin/maturin" develop --release --locked -q); then
+    echo "$want" > "$stamp"
+    log "native hot path built in $((SECONDS - started)) s"
+  else
+    "$VENV/bin/pip" uninstall -q -y ibp-native >/dev/null 2>&1 || true
+    rm -f "$stamp"
+    log "native hot path: build FAILED (see above): the gateway runs on the pure-Python path"
+  fi
+}
+
 check_python
 system_packages
 python_env
+native_ext
 log "done"
