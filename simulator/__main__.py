@@ -8,6 +8,7 @@ python -m simulator audit --bundle reports/<run-id> --bootstrap B [--topic T]
 python -m simulator compare RUN_A RUN_B
 python -m simulator capacity --json
 python -m simulator demo --scenario S          (make demo)
+python -m simulator soak --duration-s 3600 --cycle-s 180 --outage-s 30   (make soak)
 python -m simulator sink --port 0               (acking UDP sink for capacity runs)
 """
 
@@ -21,7 +22,19 @@ from pathlib import Path
 
 from simulator import aio
 
-COMMANDS = ("limit", "run", "agent", "controller", "audit", "compare", "capacity", "demo", "sink", "validate")
+COMMANDS = (
+    "soak",
+    "limit",
+    "run",
+    "agent",
+    "controller",
+    "audit",
+    "compare",
+    "capacity",
+    "demo",
+    "sink",
+    "validate",
+)
 
 
 def _key_args(p: argparse.ArgumentParser) -> None:
@@ -194,6 +207,23 @@ def main(argv: list[str] | None = None) -> int:
     li.add_argument("--max-runs", type=int, default=10)
     li.add_argument("--reports", type=Path, default=reports_default)
 
+    so = sub.add_parser(
+        "soak", help="broker + gateway for an hour, an outage every few minutes; RSS/fd trends"
+    )
+    so.add_argument("--duration-s", type=float, default=3600)
+    so.add_argument("--cycle-s", type=float, default=180, help="one outage every this many seconds")
+    so.add_argument("--outage-s", type=float, default=30)
+    so.add_argument("--devices", type=int, default=300)
+    so.add_argument("--rate-hz", type=float, default=1.0)
+    so.add_argument("--sample-s", type=float, default=5.0)
+    so.add_argument("--gateway-workers", type=int, default=2)
+    so.add_argument("--max-mb-per-hour", type=float, default=20.0, help="leak: robust slope above this ...")
+    so.add_argument(
+        "--max-growth", type=float, default=0.05, help="... and the last third this much above the middle"
+    )
+    so.add_argument("--min-window-s", type=float, default=600, help="shorter judged windows are not judged")
+    so.add_argument("--reports", type=Path, default=reports_default)
+
     s = sub.add_parser("sink", help="UDP sink that acks every batch (capacity yardstick)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=0)
@@ -325,6 +355,25 @@ def _dispatch(args: argparse.Namespace) -> int:
         from simulator.limit_run import main as limit
 
         return limit(args.scenario, args.vary, args.min, args.max, args.reports, args.budget_s, args.max_runs)
+    if args.cmd == "soak":
+        from simulator.soak import SoakConfig
+        from simulator.soak import main as soak
+        from simulator.trend import Limits
+
+        limits = Limits(
+            mb_per_hour=args.max_mb_per_hour, rel_growth=args.max_growth, min_window_s=args.min_window_s
+        )
+        cfg = SoakConfig(
+            duration_s=args.duration_s,
+            cycle_s=args.cycle_s,
+            outage_s=args.outage_s,
+            devices=args.devices,
+            rate_hz=args.rate_hz,
+            sample_s=args.sample_s,
+            gateway_workers=args.gateway_workers,
+            limits=limits,
+        )
+        return soak(cfg, args.reports)
     if args.cmd == "sink":
         from simulator.sink import serve
 
