@@ -108,7 +108,7 @@ native_ext() {
     log "native hot path (ibp_native): up to date"
     return 0
   fi
-  log "building the native hot path (gateway/native, cargo release build, about a minute)"
+  log "building the native hot path (gateway/native, cargo release build, under a minute)"
   local started=$SECONDS
   if (cd "$crate" && PATH="$(dirname "$cargo"):$PATH" VIRTUAL_ENV="$VENV" \
     CARGO_TARGET_DIR="$ROOT/.cache/native-target" "$VENV/bin/maturin" develop --release --locked -q); then

@@ -38,7 +38,10 @@ struct Refused(&'static str, String);
 
 fn raise(py: Python<'_>, refused: Refused) -> PyErr {
     let class = PROTOCOL_ERROR.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
-        Ok(py.import("gateway.protocol")?.getattr("ProtocolError")?.unbind())
+        Ok(py
+            .import("gateway.protocol")?
+            .getattr("ProtocolError")?
+            .unbind())
     });
     match class {
         Ok(class) => match class.bind(py).call1((refused.0, refused.1)) {
@@ -129,7 +132,11 @@ fn parse(d: &[u8]) -> Result<Parsed, Refused> {
                 filled = false;
                 break;
             }
-            items.push(Item { ts, start: off, len });
+            items.push(Item {
+                ts,
+                start: off,
+                len,
+            });
             off += len;
         }
         filled = filled && off == end;
@@ -142,9 +149,17 @@ fn parse(d: &[u8]) -> Result<Parsed, Refused> {
         if first + count as u64 - 1 > MAX_SEQ {
             return Err(Refused("invalid", "sequence overflow".into()));
         }
-        return Err(Refused("truncated", "readings do not fill the datagram up to the tag".into()));
+        return Err(Refused(
+            "truncated",
+            "readings do not fill the datagram up to the tag".into(),
+        ));
     }
-    Ok(Parsed { id_end: 5 + n, first, items, tag_at: end })
+    Ok(Parsed {
+        id_end: 5 + n,
+        first,
+        items,
+        tag_at: end,
+    })
 }
 
 /// The readings of one parsed datagram: a sequence of ``(timestamp_ms, payload)`` like the
@@ -170,7 +185,10 @@ impl Readings {
         let item = self.items[i as usize];
         let data = self.data.bind(py).as_bytes();
         let payload = PyBytes::new(py, &data[item.start..item.start + item.len]);
-        PyTuple::new(py, [item.ts.into_pyobject(py)?.into_any(), payload.into_any()])
+        PyTuple::new(
+            py,
+            [item.ts.into_pyobject(py)?.into_any(), payload.into_any()],
+        )
     }
 }
 
@@ -183,7 +201,10 @@ fn parse_data_raw<'py>(
     let d = datagram.as_bytes();
     let parsed = parse(d).map_err(|r| raise(py, r))?;
     let raw_id = PyBytes::new(py, &d[5..parsed.id_end]);
-    let readings = Readings { data: datagram.clone().unbind(), items: parsed.items };
+    let readings = Readings {
+        data: datagram.clone().unbind(),
+        items: parsed.items,
+    };
     Ok((raw_id, parsed.first, readings, parsed.tag_at))
 }
 
@@ -204,7 +225,13 @@ fn verify(key: &[u8], datagram: &[u8], tag_offset: usize) -> bool {
     mac.verify_slice(&datagram[tag_offset..]).is_ok()
 }
 
-fn answer<'py>(py: Python<'py>, raw_id: &[u8], key: &[u8], mtype: u8, value: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+fn answer<'py>(
+    py: Python<'py>,
+    raw_id: &[u8],
+    key: &[u8],
+    mtype: u8,
+    value: &[u8],
+) -> PyResult<Bound<'py, PyBytes>> {
     if raw_id.len() > 255 {
         return Err(PyValueError::new_err("device id longer than 255 bytes"));
     }
@@ -222,13 +249,23 @@ fn answer<'py>(py: Python<'py>, raw_id: &[u8], key: &[u8], mtype: u8, value: &[u
 
 /// ACK for an already valid raw id, byte-identical to gateway.protocol.encode_ack.
 #[pyfunction]
-fn encode_ack<'py>(py: Python<'py>, raw_id: &[u8], key: &[u8], ack_seq: u32) -> PyResult<Bound<'py, PyBytes>> {
+fn encode_ack<'py>(
+    py: Python<'py>,
+    raw_id: &[u8],
+    key: &[u8],
+    ack_seq: u32,
+) -> PyResult<Bound<'py, PyBytes>> {
     answer(py, raw_id, key, T_ACK, &ack_seq.to_be_bytes())
 }
 
 /// BUSY for an already valid raw id, byte-identical to gateway.protocol.encode_busy.
 #[pyfunction]
-fn encode_busy<'py>(py: Python<'py>, raw_id: &[u8], key: &[u8], retry_after_ms: u16) -> PyResult<Bound<'py, PyBytes>> {
+fn encode_busy<'py>(
+    py: Python<'py>,
+    raw_id: &[u8],
+    key: &[u8],
+    retry_after_ms: u16,
+) -> PyResult<Bound<'py, PyBytes>> {
     answer(py, raw_id, key, T_BUSY, &retry_after_ms.to_be_bytes())
 }
 
@@ -256,19 +293,17 @@ fn string(p: &[u8], mut i: usize) -> Option<usize> {
         let c = *p.get(i)?;
         match c {
             b'"' => return Some(i + 1),
-            b'\\' => {
-                match *p.get(i + 1)? {
-                    b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
-                    b'u' => {
-                        let hex = p.get(i + 2..i + 6)?;
-                        if !hex.iter().all(u8::is_ascii_hexdigit) {
-                            return None;
-                        }
-                        i += 6;
+            b'\\' => match *p.get(i + 1)? {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
+                b'u' => {
+                    let hex = p.get(i + 2..i + 6)?;
+                    if !hex.iter().all(u8::is_ascii_hexdigit) {
+                        return None;
                     }
-                    _ => return None,
+                    i += 6;
                 }
-            }
+                _ => return None,
+            },
             0x00..=0x1F => return None,
             _ => i += 1,
         }
@@ -404,7 +439,9 @@ fn payload_is_object(payload: &[u8]) -> bool {
 fn payloads_ok(py: Python<'_>, readings: &Bound<'_, Readings>) -> bool {
     let r = readings.get();
     let data = r.data.bind(py).as_bytes();
-    r.items.iter().all(|it| is_object(&data[it.start..it.start + it.len]))
+    r.items
+        .iter()
+        .all(|it| is_object(&data[it.start..it.start + it.len]))
 }
 
 /// The Kafka record values of the readings, ``[(value, now_ms)]``, byte-identical to the handler's
