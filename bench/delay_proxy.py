@@ -22,7 +22,7 @@ async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         while chunk := await reader.read(1 << 20):
             writer.write(chunk)
             await writer.drain()
-    except (ConnectionError, asyncio.CancelledError):
+    except ConnectionError:
         pass
     finally:
         writer.close()
@@ -58,10 +58,18 @@ async def _delayed_pump(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
 
 
 class DelayProxy:
+    """Accepts clients and pipes each to its own broker connection.
+
+    Every open pair is tracked so ``close()`` can end them itself: a handler still running when the
+    loop shuts down is cancelled by asyncio, and the streams module logs that cancellation as an
+    unhandled exception (the traceback every ``make bench`` used to print at the end).
+    """
+
     def __init__(self, target_host: str, target_port: int, delay_s: float) -> None:
         self.target = (target_host, target_port)
         self.delay = delay_s
         self.server: asyncio.base_events.Server | None = None
+        self._pairs: set[asyncio.Task[None]] = set()
 
     async def start(self, host: str, port: int) -> int:
         self.server = await asyncio.start_server(self._connection, host, port)
@@ -73,9 +81,38 @@ class DelayProxy:
         except OSError:
             client_w.close()
             return
-        await asyncio.gather(
-            _pump(client_r, broker_w), _delayed_pump(broker_r, client_w, self.delay), return_exceptions=True
+        pair = asyncio.ensure_future(
+            asyncio.gather(
+                _pump(client_r, broker_w),
+                _delayed_pump(broker_r, client_w, self.delay),
+                return_exceptions=True,
+            )
         )
+        self._pairs.add(pair)
+        try:
+            # shield: closing the proxy cancels the pair, not this handler, which then returns normally
+            await asyncio.shield(pair)
+        except asyncio.CancelledError:
+            pair.cancel()
+        finally:
+            self._pairs.discard(pair)
+            client_w.close()
+            broker_w.close()
+
+    async def close(self, timeout_s: float = 2.0) -> None:
+        """Stop accepting, end every open pair (queued delayed bytes are dropped), wait for the handlers."""
+        if self.server is not None:
+            self.server.close()
+        pairs = list(self._pairs)
+        for pair in pairs:
+            pair.cancel()
+        if pairs:
+            await asyncio.wait(pairs, timeout=timeout_s)
+        # let each handler run its finally block before the loop goes away
+        await asyncio.sleep(0)
+        if self.server is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.server.wait_closed(), timeout_s)
 
 
 def _hostport(text: str) -> tuple[str, int]:
@@ -92,9 +129,7 @@ async def _main(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    proxy.server.close()
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(proxy.server.wait_closed(), 2)
+    await proxy.close()
     return 0
 
 
