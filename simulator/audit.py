@@ -40,6 +40,9 @@ class Collected:
     timestamp_type: str = "unknown"
     per_second: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     generated_per_second: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    # the same two counts per 100 ms: a flush drains in a second or two, one bar of the per-second view
+    per_100ms: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    generated_per_100ms: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     latency: HdrHistogram = field(default_factory=lambda: HdrHistogram(1, LAT_MAX_MS, 3))
     latency_per_second: dict[int, HdrHistogram] = field(default_factory=dict)
     first_ts_ms: int | None = None
@@ -151,6 +154,8 @@ def _one(
     sec = kts // 1000
     col.per_second[sec] += 1
     col.generated_per_second[dts // 1000] += 1
+    col.per_100ms[kts // 100] += 1
+    col.generated_per_100ms[dts // 100] += 1
     col.first_ts_ms = kts if col.first_ts_ms is None else min(col.first_ts_ms, kts)
     col.last_ts_ms = kts if col.last_ts_ms is None else max(col.last_ts_ms, kts)
     lat = kts - dts
@@ -347,6 +352,36 @@ def timeline(col: Collected) -> list[dict[str, Any]]:
     return out
 
 
+ZOOM_BEFORE_S = 1.0  # the flush zoom starts this long before the flush
+ZOOM_AFTER_S = 1.0  # ... and ends this long after the backlog drained
+ZOOM_MAX_S = 120.0  # at most this long (1,200 points): a drain that takes minutes reads fine per second
+
+
+def flush_zoom(col: Collected, flush: float | None, drained_at: float | None) -> list[dict[str, float | int]]:
+    """The flush window at 100 ms: ``t`` (unix s, bucket start), ``rate`` (readings/s over the bucket),
+    ``backlog`` (generated, not yet appended: counted by device time against Kafka time).
+
+    The window runs from ``ZOOM_BEFORE_S`` before the flush to ``ZOOM_AFTER_S`` after the drain (or to
+    the last record when it never drained), capped at ``ZOOM_MAX_S``. Empty without a flush or records.
+    """
+    if not flush or col.first_ts_ms is None or col.last_ts_ms is None:
+        return []
+    start = int((flush - ZOOM_BEFORE_S) * 10)
+    end_s = (drained_at + ZOOM_AFTER_S) if drained_at else col.last_ts_ms / 1000
+    end = min(int(end_s * 10), start + int(ZOOM_MAX_S * 10), col.last_ts_ms // 100)
+    if end < start:
+        return []
+    generated = sum(n for b, n in col.generated_per_100ms.items() if b < start)
+    appended = sum(n for b, n in col.per_100ms.items() if b < start)
+    out: list[dict[str, float | int]] = []
+    for b in range(start, end + 1):
+        generated += col.generated_per_100ms.get(b, 0)
+        rate = col.per_100ms.get(b, 0)
+        appended += rate
+        out.append({"t": round(b / 10, 1), "rate": rate * 10, "backlog": max(0, generated - appended)})
+    return out
+
+
 def evaluate(
     col: Collected,
     agent_results: list[dict],
@@ -442,6 +477,9 @@ def evaluate(
     audit["verdict"] = "PASS" if all(s["pass"] for s in audit["slos"]) else "FAIL"
     audit["reasons"] = [s["reason"] for s in audit["slos"] if not s["pass"]]
     audit["timeline"] = tl
+    audit["flush_timeline_100ms"] = flush_zoom(
+        col, flush, flush + drain_s if flush and drain_s is not None else None
+    )
     return audit
 
 

@@ -178,10 +178,52 @@ def _plots(audit: dict[str, Any], agent_results: list[dict]) -> str:
             )
         a.grid(alpha=0.3)
     fig.tight_layout()
+    return _png(fig, "throughput, backlog and latency") + _zoom_plot(audit)
+
+
+def _png(fig: Any, alt: str) -> str:
+    import matplotlib.pyplot as plt
+
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
-    return f'<img alt="throughput, backlog and latency" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+    return f'<img alt="{alt}" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+
+
+def _zoom_plot(audit: dict[str, Any]) -> str:
+    """The flush window at 100 ms: the rate the per-second view shows as one or two bars, and the backlog."""
+    import matplotlib.pyplot as plt
+
+    zoom = audit.get("flush_timeline_100ms") or []
+    flush = audit["phases"].get("flush_start")
+    if not zoom or not flush:
+        return ""
+    xs = [p["t"] - flush for p in zoom]
+    fig, ax = plt.subplots(figsize=(10, 3.6))
+    ax.step(
+        xs,
+        [p["rate"] for p in zoom],
+        where="post",
+        color="tab:blue",
+        label="appended (readings/s, 100 ms bins)",
+    )
+    ax.set_ylabel("readings/s")
+    ax.set_xlabel("seconds since the flush started")
+    ax.grid(alpha=0.3)
+    back = ax.twinx()
+    back.plot(
+        [x + 0.1 for x in xs], [p["backlog"] for p in zoom], color="tab:orange", label="backlog (readings)"
+    )
+    back.set_ylabel("readings not yet in Kafka")
+    ax.axvline(0, color="black", lw=0.8)
+    if audit.get("drained") and audit.get("drain_time_s") is not None:
+        ax.axvline(audit["drain_time_s"], color="tab:green", lw=1, ls="--", label="drained")
+    lines = ax.get_legend_handles_labels()
+    more = back.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], loc="upper right", fontsize=8)
+    ax.set_title("Flush window at 100 ms")
+    fig.tight_layout()
+    return "\n<h3>The flush, zoomed (100 ms)</h3>\n" + _png(fig, "flush window at 100 ms resolution")
 
 
 def _agent_rate(agent_results: list[dict], t0: float) -> list[tuple[float, int]]:
