@@ -22,6 +22,7 @@ declare -A SYSTEM_PACKAGES=(
   [googletest]=/usr/src/googletest/CMakeLists.txt
   [libgtest-dev]=/usr/include/gtest/gtest.h
   [nlohmann-json3-dev]=/usr/include/nlohmann/json.hpp
+  [libmbedtls-dev]=/usr/include/mbedtls/md.h
   [shellcheck]=/usr/bin/shellcheck
   [faketime]=/usr/bin/faketime
   [rsync]=/usr/bin/rsync

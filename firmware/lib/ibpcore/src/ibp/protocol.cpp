@@ -133,10 +133,9 @@ Bytes auth_fail_datagram() { return Bytes{'I', 'B', kVersion, kTypeAuthFail}; }
 void derive_device_key(const uint8_t* master_key, size_t master_len, const std::string& device_id,
                        uint8_t out[kKeyLen]) {
   static const char kLabel[] = "ibp1-device-key:";
-  HmacSha256 mac(master_key, master_len);
-  mac.update(reinterpret_cast<const uint8_t*>(kLabel), sizeof(kLabel) - 1);
-  mac.update(reinterpret_cast<const uint8_t*>(device_id.data()), device_id.size());
-  mac.finish(out);
+  Bytes msg(kLabel, kLabel + sizeof(kLabel) - 1);
+  msg.insert(msg.end(), device_id.begin(), device_id.end());
+  hmac_sha256(master_key, master_len, msg.data(), msg.size(), out);
 }
 
 Result parse_response(const uint8_t* d, size_t len, const uint8_t* key, size_t key_len, Response& out) {

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "ibp/sha256.h"
+#include "ibp/hmac_sha256.h"
 
 namespace ibp {
 
