@@ -58,8 +58,15 @@ async def consume(
     flush_start_ms: int | None = None,
     outage_start_ms: int | None = None,
     stall_s: float = 60.0,
+    since_ms: int | None = None,
 ) -> Collected:
-    """Read the topic from the beginning up to its end offsets at call time; keep this run's records."""
+    """Read the topic up to its end offsets at call time; keep this run's records.
+
+    ``since_ms``: start each partition at its first record stamped at or after this time (Kafka's
+    offsets-for-times) instead of at the beginning. Without it the audit re-reads the topic's whole
+    history on every run: on a long-lived topic (the soak's, a cluster with days of retention) each audit
+    takes longer than the last. ``None``: from the beginning.
+    """
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.errors import KafkaConnectionError
 
@@ -86,9 +93,18 @@ async def consume(
             raise RuntimeError(f"topic {topic!r} does not exist on {bootstrap}")
         tps = [TopicPartition(topic, p) for p in sorted(pids)]
         consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
+        skip: set[TopicPartition] = set()
+        if since_ms is None:
+            await consumer.seek_to_beginning(*tps)
+        else:
+            starts = await consumer.offsets_for_times({tp: since_ms for tp in tps})
+            for tp, found in starts.items():
+                if found is None:  # every record there is older: none of this run's
+                    skip.add(tp)
+                else:
+                    consumer.seek(tp, found.offset)
         ends = await consumer.end_offsets(tps)
-        remaining = {tp for tp in tps if ends[tp] > 0}
+        remaining = {tp for tp in tps if ends[tp] > 0 and tp not in skip}
         needle = run_id.encode()  # cheap pre-filter; the parsed payload decides
         last_seq: dict[str, int] = {}
         loop = asyncio.get_running_loop()

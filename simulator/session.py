@@ -69,6 +69,13 @@ async def run_local(
     return out, results
 
 
+# The audit reads each partition from the first record stamped this long before the run started. The
+# stamps come from the gateway's or the broker's clock, the run start from the agents'; the controller
+# refuses agents beyond slos.max_clock_skew_ms, so ten minutes is far beyond any skew a run can have,
+# while a topic's older history (earlier runs, days of retention) is not read again.
+AUDIT_LOOKBACK_S = 600.0
+
+
 async def audit_bundle(
     out: Path,
     bootstrap: str,
@@ -89,7 +96,8 @@ async def audit_bundle(
     phases = auditor.phases_from(agents)
     flush_ms = int(phases["flush_start"] * 1000) if phases["flush_start"] else None
     outage_ms = int(phases["outage_start"] * 1000) if phases["outage_start"] else None
-    col = await auditor.consume(bootstrap, topic, run_id, flush_ms, outage_ms)
+    since_ms = int((phases["run_start"] - AUDIT_LOOKBACK_S) * 1000) if phases["run_start"] else None
+    col = await auditor.consume(bootstrap, topic, run_id, flush_ms, outage_ms, since_ms=since_ms)
     faults_file = out / "faults.json"
     faults = json.loads(faults_file.read_text()) if faults_file.exists() else None
     result = auditor.evaluate(col, agents, scn.slos if scn else Slos(), run_id, extra_errors, faults)

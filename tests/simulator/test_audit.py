@@ -18,11 +18,13 @@ pytestmark = pytest.mark.broker
 RUN = "audit-test-run"
 
 
-async def _produce(bootstrap: str, topic: str, records: list[tuple[str, int, str]]) -> None:
+async def _produce(
+    bootstrap: str, topic: str, records: list[tuple[str, int, str]], at_ms: int | None = None
+) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:
-        now = int(time.time() * 1000)
+        now = at_ms or int(time.time() * 1000)
         for device, seq, run in records:
             value = {
                 "device_id": device,
@@ -33,7 +35,9 @@ async def _produce(bootstrap: str, topic: str, records: list[tuple[str, int, str
                 "payload": {"run": run, "temp_c": 21.5},
             }
             # one partition per device keeps the order we write in, as the gateway's key does
-            await producer.send_and_wait(topic, json.dumps(value).encode(), key=device.encode())
+            await producer.send_and_wait(
+                topic, json.dumps(value).encode(), key=device.encode(), timestamp_ms=now
+            )
     finally:
         await producer.stop()
 
@@ -64,6 +68,25 @@ def test_accounting_of_every_device_and_sequence(kafka_broker, fresh_topic) -> N
     assert result["verdict"] == "FAIL"
     assert any("1 missing" in reason for reason in result["reasons"]), result["reasons"]
     assert result["latency_ms"]["p50"] >= 1 and result["records"] == 14
+
+
+def test_since_skips_the_topics_older_history_and_keeps_every_record_of_the_run(
+    kafka_broker, fresh_topic
+) -> None:
+    """An hour-old run's records are not read again (the soak's audit time grew with every cycle);
+    this run's records, on every partition they landed on, all are."""
+    hour_ago = int(time.time() * 1000) - 3_600_000
+    old = [(f"sim-{d:06d}", s, "an-hour-ago") for d in range(20) for s in range(50)]
+    asyncio.run(_produce(kafka_broker.bootstrap, fresh_topic, old, at_ms=hour_ago))
+    ours = [(f"sim-{d:06d}", s, RUN) for d in range(10) for s in range(5)]
+    asyncio.run(_produce(kafka_broker.bootstrap, fresh_topic, ours))
+    since = int(time.time() * 1000) - 600_000
+    col = asyncio.run(auditor.consume(kafka_broker.bootstrap, fresh_topic, RUN, since_ms=since))
+    assert col.records == 50 and col.skipped_other_runs == 0
+    assert {d: len(v) for d, v in col.seqs.items()} == {f"sim-{d:06d}": 5 for d in range(10)}
+    # from the beginning, the same run's records and the old ones skipped
+    full = asyncio.run(auditor.consume(kafka_broker.bootstrap, fresh_topic, RUN))
+    assert full.records == 50 and full.skipped_other_runs == 1000
 
 
 def test_an_unreachable_broker_is_one_clear_error() -> None:
