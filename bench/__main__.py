@@ -92,7 +92,7 @@ def start_proxy(listen_port: int, target_port: int, delay_ms: float) -> subproce
 def simulator_capacity(timeout_s: float) -> dict:
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "simulator", "capacity", "--json"],
+            [sys.executable, "-m", "harness", "capacity", "--json"],
             capture_output=True,
             text=True,
             cwd=ROOT,

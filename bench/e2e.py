@@ -8,8 +8,8 @@ import uuid
 from pathlib import Path
 
 from bench.cpu import tree_cpu_s
-from gateway.launcher import start_gateway
-from gateway.loadgen import Fleet, fleet_keys
+from harness.gateway import start_gateway
+from harness.loadgen import Fleet, fleet_keys
 
 
 def _own_cpu_s() -> float:

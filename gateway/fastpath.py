@@ -1,6 +1,6 @@
 """Fast-path IBP/1 DATA parsing for the gateway's hot loop.
 
-Same decisions and the same ``ProtocolError`` reasons as :func:`gateway.protocol.parse_data` (the reference,
+Same decisions and the same ``ProtocolError`` reasons as :func:`ibp.protocol.parse_data` (the reference,
 held equal by tests/gateway/test_fastpath.py), minus the per-reading objects: readings come back as
 ``(timestamp_ms, payload)`` tuples and the device id as raw bytes, so a known device costs no UTF-8
 decoding or character checks (the caller caches them per raw id).
@@ -12,7 +12,7 @@ import hmac
 import json
 import struct
 
-from gateway.protocol import MAGIC, MAX_ID_LEN, MAX_SEQ, TAG_LEN, VERSION, ProtocolError
+from ibp.protocol import MAGIC, MAX_ID_LEN, MAX_SEQ, TAG_LEN, VERSION, ProtocolError
 
 _SEQ_COUNT = struct.Struct(">IB")
 _READING = struct.Struct(">QH")
@@ -90,7 +90,7 @@ BUSY = struct.Struct(">H")
 
 def encode_answer(raw_id: bytes, key: bytes, kind: struct.Struct, value: int) -> bytes:
     """ACK (``kind=ACK``, value = ack_seq) or BUSY (``kind=BUSY``, value = retry_after_ms), byte-identical to
-    :func:`gateway.protocol.encode_ack` / :func:`~gateway.protocol.encode_busy` for an already valid id."""
+    :func:`ibp.protocol.encode_ack` / :func:`~ibp.protocol.encode_busy` for an already valid id."""
     mtype = b"\x81" if kind is ACK else b"\x82"
     body = MAGIC + bytes([VERSION]) + mtype + bytes([len(raw_id)]) + raw_id + kind.pack(value)
     return body + hmac.digest(key, body, "sha256")

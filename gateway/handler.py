@@ -13,14 +13,15 @@ import logging
 import time
 from dataclasses import dataclass
 
-from gateway import fastpath, hotpath, protocol
+from gateway import fastpath, hotpath
 from gateway.devices import DeviceState
 from gateway.hwmstore import HwmStore
 from gateway.kafka_out import Job, KafkaOut
 from gateway.logs import log_event
 from gateway.metrics import WorkerMetrics
-from gateway.protocol import ProtocolError
 from gateway.registry import KeyRegistry
+from ibp import protocol
+from ibp.protocol import ProtocolError
 
 _VALUE = fastpath.VALUE
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from gateway.protocol import derive_device_key
+from ibp.protocol import derive_device_key
 
 
 class RegistryError(ValueError):

@@ -7,4 +7,4 @@ SOAK_OUTAGE_S ?= 30
 SOAK_DEVICES ?= 300
 SOAK_ARGS ?=
 soak: $(SETUP_STAMP) broker-jars ## Soak: broker + gateway for SOAK_S (default 3600) s, a SOAK_OUTAGE_S outage every SOAK_CYCLE_S s; RSS/fd trends + per-cycle audits -> reports/soak-<ts>/
-	$(PY) -m simulator soak --duration-s $(SOAK_S) --cycle-s $(SOAK_CYCLE_S) --outage-s $(SOAK_OUTAGE_S) --devices $(SOAK_DEVICES) $(SOAK_ARGS)
+	$(PY) -m harness soak --duration-s $(SOAK_S) --cycle-s $(SOAK_CYCLE_S) --outage-s $(SOAK_OUTAGE_S) --devices $(SOAK_DEVICES) $(SOAK_ARGS)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The fault matrix: run ansible/burst.yml once per fault scenario on an inventory, then write one
-# report of all runs (python -m simulator.matrix). See docs/faults.md.
+# report of all runs (python -m simulator.report.matrix). See docs/faults.md.
 #   scripts/fault-matrix.sh INVENTORY SCENARIO.yml [SCENARIO.yml ...]
 # Every run goes on even when one fails; the exit code is the matrix's verdict.
 set -euo pipefail
@@ -44,4 +44,4 @@ json.dump({"scenario": sys.argv[1], "expect": sys.argv[2], "line": open(sys.argv
   fi
   bundles+=("reports/$run_id")
 done
-.venv/bin/python -m simulator.matrix --out "reports/fault-matrix-$stamp" "${bundles[@]}"
+.venv/bin/python -m simulator.report.matrix --out "reports/fault-matrix-$stamp" "${bundles[@]}"

@@ -15,37 +15,24 @@ python -m simulator sink --port 0               (acking UDP sink for capacity ru
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 
 from simulator import aio
+from simulator.devices.keys import add_key_args, key_from_args
 
+# Development harnesses (harness/, source checkout only): forwarded to `python -m harness`.
+HARNESS_COMMANDS = ("soak", "limit", "capacity", "demo", "sink")
 COMMANDS = (
-    "soak",
-    "limit",
+    *HARNESS_COMMANDS,
     "run",
     "agent",
     "controller",
     "audit",
     "compare",
-    "capacity",
-    "demo",
-    "sink",
     "validate",
 )
-
-
-def _key_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--master-key-file", help="file with the fleet master key (64 hex digits)")
-    p.add_argument("--registry", help="the gateway's device registry (YAML); the 'sim-' fleet key is used")
-
-
-def _master_key(args: argparse.Namespace, prefix: str = "sim-") -> bytes | None:
-    from simulator.keys import master_key
-
-    return master_key(args.master_key_file, args.registry, prefix)
 
 
 def _token(args: argparse.Namespace) -> str:
@@ -61,9 +48,9 @@ def _token(args: argparse.Namespace) -> str:
 
 
 def pilot(argv: list[str]) -> int:
-    from simulator.console import interactive
-    from simulator.fleet import Fleet
-    from simulator.runner import new_run_id
+    from simulator.devices.console import interactive
+    from simulator.devices.fleet import Fleet
+    from simulator.orchestration.runner import new_run_id
     from simulator.scenario import pilot as pilot_scenario
 
     p = argparse.ArgumentParser(
@@ -74,16 +61,16 @@ def pilot(argv: list[str]) -> int:
     p.add_argument("--host", default="127.0.0.1", help="gateway host")
     p.add_argument("--port", type=int, default=5000, help="gateway UDP port")
     p.add_argument("--protocol", choices=("ibp1", "legacy-bin", "legacy-json"), default="ibp1")
-    _key_args(p)
+    add_key_args(p)
     args = p.parse_args(argv)
     if args.devices < 1:
         p.error("--devices must be >= 1")
     scn = pilot_scenario(args.devices, args.duration)
     scn.transport.protocol = args.protocol
-    from simulator.keys import MasterKeyError
+    from simulator.devices.keys import MasterKeyError
 
     try:
-        key = _master_key(args)
+        key = key_from_args(args)
     except MasterKeyError as exc:
         p.error(str(exc))
     if key is None and args.protocol == "ibp1":
@@ -109,11 +96,13 @@ def pilot(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in HARNESS_COMMANDS:
+        return _harness(argv)
     if not argv or argv[0] not in COMMANDS:
         if argv and argv[0] in ("-h", "--help"):
             print(__doc__)
         return pilot(argv)
-    from simulator.keys import MasterKeyError
+    from simulator.devices.keys import MasterKeyError
     from simulator.scenario import ScenarioError
 
     p = argparse.ArgumentParser(prog="python -m simulator")
@@ -133,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         help="the gateway's /metrics URL: its refused datagrams name why a stalled run failed and count as errors",
     )
     r.add_argument("--progress", action="store_true", help="print the run's progress while it runs")
-    _key_args(r)
+    add_key_args(r)
 
     a = sub.add_parser("agent", help="serve the HTTP control API")
     a.add_argument("--listen", default="127.0.0.1:7000", help="host:port (port 0 = pick a free one)")
@@ -151,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         "--metrics-listen",
         help="host:port for a plain-HTTP, read-only GET /metrics (default: on the API port, plain only)",
     )
-    _key_args(a)
+    add_key_args(a)
 
     c = sub.add_parser("controller", help="arm agents for one T0, follow, collect (and audit)")
     c.add_argument("--agents", required=True, help="comma-separated host:port list")
@@ -186,54 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     cp.add_argument("run_b")
     cp.add_argument("--reports", type=Path, default=reports_default)
 
-    ca = sub.add_parser("capacity", help="largest device count at 1 reading/s and peak flush rate")
-    ca.add_argument("--json", action="store_true", help="print one JSON object")
-    ca.add_argument("--host")
-    ca.add_argument("--port", type=int)
-    ca.add_argument("--max-devices", type=int, default=80000)
-    _key_args(ca)
-
-    d = sub.add_parser("demo", help="broker + gateway + scenario + audit on this machine")
-    d.add_argument("--scenario", default="scenarios/thundering-herd.yml")
-    d.add_argument("--reports", type=Path, default=reports_default)
-    d.add_argument("--gateway-workers", type=int, default=2)
-
-    li = sub.add_parser("limit", help="largest size that passes every SLO: grow x2, then bisect")
-    li.add_argument("--scenario", default="scenarios/smoke.yml")
-    li.add_argument("--vary", choices=("devices", "outage_s", "rate_hz"), default="devices")
-    li.add_argument("--min", type=float, default=1000)
-    li.add_argument("--max", type=float, default=80000)
-    li.add_argument("--budget-s", type=float, default=1800)
-    li.add_argument("--max-runs", type=int, default=10)
-    li.add_argument("--reports", type=Path, default=reports_default)
-
-    so = sub.add_parser(
-        "soak", help="broker + gateway for an hour, an outage every few minutes; RSS/fd trends"
-    )
-    so.add_argument("--duration-s", type=float, default=3600)
-    so.add_argument("--cycle-s", type=float, default=180, help="one outage every this many seconds")
-    so.add_argument("--outage-s", type=float, default=30)
-    so.add_argument("--devices", type=int, default=300)
-    so.add_argument("--rate-hz", type=float, default=1.0)
-    so.add_argument("--sample-s", type=float, default=5.0)
-    so.add_argument("--gateway-workers", type=int, default=2)
-    so.add_argument("--max-mb-per-hour", type=float, default=20.0, help="leak: robust slope above this ...")
-    so.add_argument(
-        "--max-growth", type=float, default=0.05, help="... and the last third this much above the middle"
-    )
-    so.add_argument("--min-window-s", type=float, default=600, help="shorter judged windows are not judged")
-    so.add_argument("--reports", type=Path, default=reports_default)
-
-    s = sub.add_parser("sink", help="UDP sink that acks every batch (capacity yardstick)")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=0)
-    _key_args(s)
-
     v = sub.add_parser("validate", help="validate scenario files")
     v.add_argument("files", nargs="+")
 
     args = p.parse_args(argv)
-    from simulator.errors import ControllerError
+    from simulator.orchestration.errors import ControllerError
 
     try:
         return _dispatch(args)
@@ -245,8 +191,23 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def _harness(argv: list[str]) -> int:
+    """demo, soak, limit, capacity and sink start a broker or a sink on this machine: they live in
+    harness/, which a source checkout has and the deployed wheel does not."""
+    try:
+        from harness.__main__ import main as harness_main
+    except ModuleNotFoundError:
+        print(
+            f"error: `{argv[0]}` is a development harness: run it from a source checkout "
+            "(python -m harness ...), it is not part of the installed package",
+            file=sys.stderr,
+        )
+        return 2
+    return harness_main(argv)
+
+
 def _dispatch(args: argparse.Namespace) -> int:
-    from simulator.runner import new_run_id
+    from simulator.orchestration.runner import new_run_id
     from simulator.scenario import load
 
     if args.cmd == "validate":
@@ -255,7 +216,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"{f}: ok ({scn.name}, {scn.devices.count:,} devices, {len(scn.phases)} phases)")
         return 0
     if args.cmd == "run":
-        from simulator.session import audit_bundle, run_local
+        from simulator.orchestration.session import audit_bundle, run_local
 
         scn, text = load(args.scenario)
         run_id = args.run_id or new_run_id(scn.name)
@@ -265,7 +226,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 text,
                 args.host,
                 args.port,
-                _master_key(args, scn.devices.id_prefix),
+                key_from_args(args, scn.devices.id_prefix),
                 run_id,
                 args.reports,
                 metrics_url=args.gateway_metrics,
@@ -281,8 +242,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             return 0 if audit["verdict"] == "PASS" else 1
         return 1 if res["status"] == "failed" else 0
     if args.cmd == "agent":
-        from simulator.agent import serve
-        from simulator.tls import server_context
+        from simulator.orchestration.agent import serve
+        from simulator.orchestration.tls import server_context
 
         host, port = args.listen.rsplit(":", 1)
         if bool(args.tls_cert) != bool(args.tls_key) or (args.tls_client_ca and not args.tls_cert):
@@ -292,18 +253,18 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.metrics_listen:
             mhost, mport = args.metrics_listen.rsplit(":", 1)
             metrics = (mhost, int(mport))
-        aio.run(serve(_token(args), _master_key(args), host, int(port), args.state_dir, ctx, metrics))
+        aio.run(serve(_token(args), key_from_args(args), host, int(port), args.state_dir, ctx, metrics))
         return 0
     if args.cmd == "controller":
-        from simulator import controller
-        from simulator.session import audit_bundle
+        from simulator.orchestration import controller
+        from simulator.orchestration.session import audit_bundle
 
         scn, text = load(args.scenario)
         run_id = args.run_id or new_run_id(scn.name)
         agents = [x.strip() for x in args.agents.split(",") if x.strip()]
         tls = None
         if args.ca_file:
-            from simulator.tls import client_context
+            from simulator.orchestration.tls import client_context
 
             tls = client_context(args.ca_file, args.client_cert, args.client_key)
         elif args.client_cert:
@@ -330,60 +291,16 @@ def _dispatch(args: argparse.Namespace) -> int:
             return 0 if audit["verdict"] == "PASS" else 1
         return 0
     if args.cmd == "audit":
-        from simulator.session import audit_bundle
+        from simulator.orchestration.session import audit_bundle
 
         out = Path(args.bundle)
         audit = aio.run(audit_bundle(out, args.bootstrap, args.topic))
         print((out / "summary.txt").read_text(), end="")
         return 0 if audit["verdict"] == "PASS" else 1
     if args.cmd == "compare":
-        from simulator.compare import main as compare
+        from simulator.report.compare import main as compare
 
         return compare(args.run_a, args.run_b, args.reports)
-    if args.cmd == "capacity":
-        from simulator.capacity import measure
-
-        key = _master_key(args) if args.host else None
-        result = aio.run(measure(args.host, args.port, key, args.max_devices))
-        print(json.dumps(result) if args.json else json.dumps(result, indent=2))
-        return 0
-    if args.cmd == "demo":
-        from simulator.demo import main as demo
-
-        return demo(args.scenario, args.reports, args.gateway_workers)
-    if args.cmd == "limit":
-        from simulator.limit_run import main as limit
-
-        return limit(args.scenario, args.vary, args.min, args.max, args.reports, args.budget_s, args.max_runs)
-    if args.cmd == "soak":
-        from simulator.soak import SoakConfig
-        from simulator.soak import main as soak
-        from simulator.trend import Limits
-
-        limits = Limits(
-            mb_per_hour=args.max_mb_per_hour, rel_growth=args.max_growth, min_window_s=args.min_window_s
-        )
-        cfg = SoakConfig(
-            duration_s=args.duration_s,
-            cycle_s=args.cycle_s,
-            outage_s=args.outage_s,
-            devices=args.devices,
-            rate_hz=args.rate_hz,
-            sample_s=args.sample_s,
-            gateway_workers=args.gateway_workers,
-            limits=limits,
-        )
-        return soak(cfg, args.reports)
-    if args.cmd == "sink":
-        from simulator.sink import serve
-
-        key = _master_key(args)
-        if key is None:
-            raise SystemExit(
-                "the sink needs the fleet master key: --master-key-file, --registry or IBP_MASTER_KEY"
-            )
-        aio.run(serve(key, args.host, args.port))
-        return 0
     raise AssertionError(args.cmd)
 
 

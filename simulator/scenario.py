@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 import yaml
 
-from simulator import datagram
-from simulator.datagram import DEFAULT_MAX_DATAGRAM_BYTES
+from simulator.devices import datagram
+from simulator.devices.datagram import DEFAULT_MAX_DATAGRAM_BYTES
 
 PROTOCOLS = ("ibp1", "legacy-bin", "legacy-json")
 OVERFLOW = ("drop-oldest", "drop-newest")
@@ -104,7 +104,7 @@ class FaultEvent:
     duration_s: float = 15.0
     # disk-full: refuse to fill a filesystem with more free space than this (a shared, large disk)
     max_fill_mb: int = 1024
-    # link-impair (tc netem where the kernel has it, else the NFQUEUE impairer: simulator/impair.py)
+    # link-impair (tc netem where the kernel has it, else the NFQUEUE impairer: simulator/faults/impair.py)
     loss_percent: float = 0.0
     delay_ms: float = 0.0
     jitter_ms: float = 0.0

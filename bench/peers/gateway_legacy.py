@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.launcher import start_gateway
+from harness.gateway import start_gateway
 
 
 class GatewayLegacyPeer:

@@ -14,7 +14,7 @@ import socket
 import struct
 import time
 
-from gateway import protocol
+from ibp import protocol
 
 LEGACY_ID_LEN = protocol.LEGACY_ID_LEN
 

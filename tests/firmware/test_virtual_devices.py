@@ -16,7 +16,7 @@ from collections import Counter
 
 import pytest
 
-from simulator.audit import consume
+from simulator.audit.auditor import consume
 from tests.fixtures.firmware import VirtualDevice
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]

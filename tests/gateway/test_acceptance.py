@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from broker.kafka import KafkaBroker
-from gateway.loadgen import Fleet, FleetResult, fleet_keys
+from harness.loadgen import Fleet, FleetResult, fleet_keys
 from tests.gateway.kafka_audit import audit, read_topic
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]

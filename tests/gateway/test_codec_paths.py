@@ -10,7 +10,7 @@ import asyncio
 
 import pytest
 
-from gateway import protocol
+from ibp import protocol
 from tests.gateway.kafka_audit import read_topic
 
 pytestmark = pytest.mark.broker

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gateway.config import ConfigError, load
-from gateway.launcher import ROOT
+from harness.gateway import ROOT
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The fast-path parser and answer encoder agree with the reference codec (gateway/protocol.py), and the native
+"""The fast-path parser and answer encoder agree with the reference codec (ibp/protocol.py), and the native
 extension (gateway/native/, ``ibp_native``) agrees with both: same decision, same ProtocolError reason, same bytes.
 
 The native tests are skipped where the extension is not built (no cargo); ``IBP_NATIVE_REQUIRED=1`` turns
@@ -15,7 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway import fastpath, hotpath, protocol
+from gateway import fastpath, hotpath
+from ibp import protocol
 
 try:
     import ibp_native

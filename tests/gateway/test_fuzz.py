@@ -1,6 +1,6 @@
 """Hypothesis throws >= 100,000 random and mutated datagrams at a running gateway (2 workers).
 
-Every datagram sent is one the reference codec (gateway/protocol.py) rejects, so none may become a Kafka
+Every datagram sent is one the reference codec (ibp/protocol.py) rejects, so none may become a Kafka
 record; afterwards valid traffic must still flow, no worker may have died, and every datagram must be
 accounted for (counted as invalid or auth_failed, or dropped by the kernel and counted there).
 """
@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway import protocol
-from gateway.loadgen import Fleet, fleet_keys
+from harness.loadgen import Fleet, fleet_keys
+from ibp import protocol
 from tests.gateway.kafka_audit import audit, read_topic
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from gateway import protocol
+from ibp import protocol
 from tests.gateway.kafka_audit import read_topic
 
 pytestmark = pytest.mark.broker

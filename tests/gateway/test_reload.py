@@ -19,8 +19,8 @@ from contextlib import ExitStack, contextmanager
 import pytest
 import yaml
 
-from gateway import protocol
-from gateway.launcher import wait_ready
+from harness.gateway import wait_ready
+from ibp import protocol
 from tests.gateway.kafka_audit import read_topic
 
 pytestmark = pytest.mark.broker

@@ -16,7 +16,7 @@ from collections import Counter
 
 import pytest
 
-from gateway import protocol
+from ibp import protocol
 from tests.gateway.kafka_audit import read_topic
 
 pytestmark = pytest.mark.broker

@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
 from broker.kafka import BrokerError, KafkaBroker, _kafka_uuid, free_port
-from gateway import protocol
-from gateway.launcher import LaunchError
+from harness.gateway import LaunchError
+from ibp import protocol
 from tests.gateway.kafka_audit import read_topic
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]

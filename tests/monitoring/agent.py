@@ -12,8 +12,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from simulator import controller
-from simulator.runner import new_run_id
+from simulator.orchestration import controller
+from simulator.orchestration.runner import new_run_id
 from simulator.scenario import parse
 
 # Small enough for a test: 60 devices, 2 s normal, 3 s outage, recovery until drained.

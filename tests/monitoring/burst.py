@@ -13,7 +13,7 @@ import socket
 import time
 from dataclasses import dataclass
 
-from gateway.protocol import Ack, Busy, ProtocolError, derive_device_key, encode_data, parse_response
+from ibp.protocol import Ack, Busy, ProtocolError, derive_device_key, encode_data, parse_response
 
 
 @dataclass

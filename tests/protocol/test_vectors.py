@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway import protocol as p
+from ibp import protocol as p
 
 VECTORS = json.loads((Path(__file__).parents[1] / "vectors" / "ibp1.json").read_text())["vectors"]
 

@@ -1,6 +1,6 @@
 """The agent's control API closed: mutual TLS, the token, a size limit, each refusal without side effect.
 
-A real ``python -m simulator agent`` serves the API over TLS with certificates from simulator/tls.py
+A real ``python -m simulator agent`` serves the API over TLS with certificates from simulator/orchestration/tls.py
 (a CA made for the test, the agent's server certificate for 127.0.0.1, the controller's client
 certificate). Each hostile request below is sent over a real socket, then the agent's state is read
 with the right credentials: still idle, nothing loaded or armed. The scenario is a real one, so a
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator import httpapi, tls
+from simulator.orchestration import httpapi, tls
 
 SCENARIO = """\
 name: api-refusals
@@ -187,7 +187,7 @@ def test_metrics_stay_open_on_their_own_plain_port(agent, agent_factory, tls_dir
 
 def test_agent_refuses_plain_http_off_loopback(tmp_path: Path) -> None:
     """Without a certificate the agent will not listen beyond loopback (the token would be in clear)."""
-    from simulator.agent import serve
+    from simulator.orchestration.agent import serve
 
     with pytest.raises(SystemExit, match="plain HTTP"):
         asyncio.run(serve("t" * 20, None, "0.0.0.0", 0))

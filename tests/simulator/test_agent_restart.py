@@ -1,6 +1,6 @@
 """An agent host rebooted (or the agent SIGKILLed) mid-flush loses nothing.
 
-Unit tests of the on-disk store (simulator/persist.py) on real files: journal + snapshot restore the
+Unit tests of the on-disk store (simulator/devices/persist.py) on real files: journal + snapshot restore the
 same device state, a torn last record is ignored, compaction keeps state. End to end: a real broker, a
 real gateway and an agent process with --state-dir, SIGKILLed during the flush and started again on the
 same state dir; the audit finds nothing missing.
@@ -19,11 +19,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from simulator import bundle, httpapi, persist
-from simulator.fleet import Device
-from simulator.runner import new_run_id
+from simulator.devices import persist
+from simulator.devices.fleet import Device
+from simulator.orchestration import httpapi
+from simulator.orchestration.runner import new_run_id
+from simulator.orchestration.session import audit_bundle
+from simulator.report import bundle
 from simulator.scenario import parse
-from simulator.session import audit_bundle
 
 FIRST = 1_000_000
 

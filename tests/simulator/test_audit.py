@@ -10,7 +10,7 @@ import time
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from simulator import audit as auditor
+from simulator.audit import auditor
 from simulator.scenario import Slos
 
 pytestmark = pytest.mark.broker

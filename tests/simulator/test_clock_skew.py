@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from simulator import controller
-from simulator.errors import ControllerError
-from simulator.runner import new_run_id
+from simulator.orchestration import controller
+from simulator.orchestration.errors import ControllerError
+from simulator.orchestration.runner import new_run_id
 from simulator.scenario import parse
 
 FAKETIME = shutil.which("faketime") or "faketime (missing: `make setup` installs it)"

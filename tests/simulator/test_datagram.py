@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway import protocol as ibp
-from simulator import datagram
-from simulator.fleet import Fleet, device_ids
-from simulator.runner import new_run_id
+from ibp import protocol as ibp
+from simulator.devices import datagram
+from simulator.devices.fleet import Fleet, device_ids
+from simulator.orchestration.runner import new_run_id
 from simulator.scenario import ScenarioError, parse, readings_per_datagram
 
 KEY = secrets.token_bytes(32)

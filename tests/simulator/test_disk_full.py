@@ -19,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from simulator import httpapi, persist
-from simulator.fleet import Device
+from simulator.devices import persist
+from simulator.devices.fleet import Device
+from simulator.orchestration import httpapi
 
 SCENARIO = """\
 name: disk-full

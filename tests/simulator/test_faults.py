@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from simulator import audit, faults, matrix
+from simulator.audit import auditor as audit
+from simulator.faults import plan as faults
+from simulator.report import matrix
 from simulator.scenario import ScenarioError, parse
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,11 +6,11 @@ import asyncio
 import secrets
 import time
 
-from gateway import protocol as ibp
-from simulator.fleet import Fleet, device_ids, start_sequence
-from simulator.runner import run_phases
+from harness.sink import AckSink
+from ibp import protocol as ibp
+from simulator.devices.fleet import Fleet, device_ids, start_sequence
+from simulator.orchestration.runner import run_phases
 from simulator.scenario import parse
-from simulator.sink import AckSink
 
 
 def _scn(extra: str = "", phases: str = "[{name: n, kind: normal, duration_s: 1}]") -> object:

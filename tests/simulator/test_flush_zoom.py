@@ -9,8 +9,8 @@ from __future__ import annotations
 import itertools
 import time
 
-from simulator import audit as auditor
-from simulator import bundle
+from simulator.audit import auditor
+from simulator.report import bundle
 from simulator.scenario import Slos
 
 DEVICE = "sim-000000"

@@ -1,4 +1,4 @@
-"""``python -m simulator.impair`` on a real link: two network namespaces joined by a veth pair.
+"""``python -m simulator.faults.impair`` on a real link: two network namespaces joined by a veth pair.
 
 A UDP sender in namespace A sends sequence-numbered, timestamped datagrams (CLOCK_MONOTONIC, shared by
 both namespaces) at 1 ms spacing to a receiver in namespace B, which records the order and one-way
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.impair import netem_support
+from simulator.faults.impair import netem_support
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 PORT = 5000
@@ -155,7 +155,7 @@ def traffic(link: Link, count: int = 2000, gap: float = 0.001) -> list[tuple[int
 
 def start_impair(link: Link, log: Path, *args: str, method: str = "nfqueue") -> subprocess.Popen:
     """Start the tool in namespace A; return once its start event is logged (the impairment is on)."""
-    tool = [sys.executable, "-m", "simulator.impair", "--dest", link.addr_b, "--method", method]
+    tool = [sys.executable, "-m", "simulator.faults.impair", "--dest", link.addr_b, "--method", method]
     proc = subprocess.Popen(
         ["ip", "netns", "exec", link.a, *tool, "--log", str(log), *args],
         cwd=ROOT,
@@ -289,7 +289,7 @@ def test_auto_says_which_method_and_why(link: Link, tmp_path: Path) -> None:
 
 def test_method_netem_works_or_names_the_fix(link: Link, tmp_path: Path) -> None:
     ok, _ = netem_support()
-    cmd = [sys.executable, "-m", "simulator.impair", "--dest", link.addr_b, "--method", "netem"]
+    cmd = [sys.executable, "-m", "simulator.faults.impair", "--dest", link.addr_b, "--method", "netem"]
     res = link.run_in(link.a, *cmd, "--delay-ms", "10", "--duration", "0.3", cwd=ROOT)
     if ok:
         assert res.returncode == 0, res.stderr
@@ -315,7 +315,7 @@ def test_netem_delays_traffic_to_the_destination(link: Link, baseline_ms: float,
 def test_unroutable_destination_is_named(link: Link) -> None:
     res = link.run_in(
         link.a,
-        *[sys.executable, "-m", "simulator.impair", "--dest", "10.250.99.9", "--method", "nfqueue"],
+        *[sys.executable, "-m", "simulator.faults.impair", "--dest", "10.250.99.9", "--method", "nfqueue"],
         *["--loss", "5", "--duration", "1"],
         cwd=ROOT,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from simulator.limit import StepResult, classify, search
+from simulator.orchestration.limit import StepResult, classify, search
 
 
 class Fake:

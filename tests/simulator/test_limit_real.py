@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.limit_run import main
+from harness.limit import main
 
 pytestmark = pytest.mark.broker
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from simulator import controller, httpapi
-from simulator.fleet import Fleet
-from simulator.runner import new_run_id, run_phases
+from simulator.devices.fleet import Fleet
+from simulator.orchestration import controller, httpapi
+from simulator.orchestration.runner import new_run_id, run_phases
+from simulator.orchestration.session import audit_bundle, run_local
 from simulator.scenario import load, parse
-from simulator.session import audit_bundle, run_local
 
 pytestmark = pytest.mark.broker
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -110,7 +110,7 @@ def test_unreachable_gateway_leaves_devices_buffering_then_nothing_is_lost(
     assert during["timeouts"] > 0
     assert res["buffered_at_end"] == 0 and res["counters"]["dropped_overflow"] == 0
     out = tmp_path / run_id
-    from simulator import bundle
+    from simulator.report import bundle
 
     bundle.write_inputs(out, "phases: [{name: n, kind: normal, duration_s: 12}]\n", {"run_id": run_id}, [res])
     audit = asyncio.run(audit_bundle(out, kafka_broker.bootstrap, fresh_topic, scn))
@@ -191,7 +191,7 @@ def test_busy_is_honoured_and_nothing_is_lost(
 
 
 def test_compare_puts_two_runs_side_by_side(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from simulator.compare import main as compare
+    from simulator.report.compare import main as compare
 
     for name, peak in (("run-a", 6000), ("run-b", 9000)):
         (tmp_path / name).mkdir()

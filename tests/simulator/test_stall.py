@@ -14,12 +14,13 @@ import time
 import pytest
 from hdrh.histogram import HdrHistogram
 
-from simulator import audit as auditor
-from simulator import bundle, controller
-from simulator.console import follow
-from simulator.errors import ControllerError
-from simulator.fleet import Fleet
-from simulator.runner import new_run_id, run_phases
+from simulator.audit import auditor
+from simulator.devices.console import follow
+from simulator.devices.fleet import Fleet
+from simulator.orchestration import controller
+from simulator.orchestration.errors import ControllerError
+from simulator.orchestration.runner import new_run_id, run_phases
+from simulator.report import bundle
 from simulator.scenario import Slos, parse
 
 KEY = secrets.token_bytes(32)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from simulator.trend import Limits, fd_verdict, memory_verdict, theil_sen
+from harness.trend import Limits, fd_verdict, memory_verdict, theil_sen
 
 HOUR = 3600.0
 

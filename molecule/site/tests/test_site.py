@@ -14,7 +14,7 @@ import testinfra.utils.ansible_runner
 import yaml
 from aiokafka import AIOKafkaConsumer
 
-from gateway.protocol import Ack, derive_device_key, encode_data, parse_response
+from ibp.protocol import Ack, derive_device_key, encode_data, parse_response
 
 INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 testinfra_hosts = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY).get_hosts("agents")

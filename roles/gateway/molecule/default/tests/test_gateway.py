@@ -19,7 +19,7 @@ import testinfra.utils.ansible_runner
 import yaml
 from aiokafka import AIOKafkaConsumer
 
-from gateway.protocol import (
+from ibp.protocol import (
     Ack,
     AuthFail,
     derive_device_key,

@@ -1,0 +1,154 @@
+"""``python -m simulator capacity --json``: how many devices one simulator process holds at 1 reading/s,
+and how fast it flushes a backlog, against a local acking UDP sink (its own process) or a real gateway.
+
+A device count *holds* when, over the measured seconds, at least 98 % of the readings due were acked
+and no generation tick ran more than 250 ms late. Counts are tried in increasing steps until one fails.
+The CPU time per reading is measured too (process time), so ``projected_devices_per_core`` says what a
+core given to the simulator alone would hold; on a shared, overloaded machine the measured count is lower.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import subprocess
+import sys
+import time
+from typing import Any
+
+from simulator.devices.fleet import Fleet
+from simulator.scenario import Devices, Flush, Phase, Scenario, Transport
+
+STEPS = (5000, 10000, 15000, 20000, 25000, 30000, 40000, 50000, 60000, 80000)
+
+
+def _scenario(devices: int, batch: int = 32) -> Scenario:
+    return Scenario(
+        name="capacity",
+        devices=Devices(count=devices, buffer_capacity=100_000),
+        transport=Transport(sockets=64, ack_timeout_ms=2000),
+        flush=Flush(batch_size=batch, max_datagrams_per_s=100_000, jitter_ms=0),
+        phases=[Phase(name="normal", kind="normal", duration_s=1)],
+    )
+
+
+async def steady(host: str, port: int, key: bytes, devices: int, seconds: float = 8.0) -> dict[str, Any]:
+    fleet = Fleet(_scenario(devices), host, port, "capacity", key)
+    await fleet.open()
+    driver = asyncio.create_task(fleet.run())
+    try:
+        await asyncio.sleep(2.0)  # warm-up: every slot has fired once
+        c0, t0, cpu0 = fleet.counters.acked, time.monotonic(), time.process_time()
+        lag_from = len(fleet.samples)
+        await asyncio.sleep(seconds)
+        c1, t1, cpu1 = fleet.counters.acked, time.monotonic(), time.process_time()
+        lags = [s.lag_ms for s in fleet.samples[lag_from:]]
+    finally:
+        fleet.stop()
+        await driver
+        fleet.close()
+    rate = (c1 - c0) / (t1 - t0)
+    worst = max(lags, default=0.0)
+    cpu_us = (cpu1 - cpu0) / max(1, c1 - c0) * 1e6
+    return {
+        "devices": devices,
+        "acked_per_s": round(rate),
+        "cpu_share": round((cpu1 - cpu0) / (t1 - t0), 3),
+        "cpu_us_per_reading": round(cpu_us, 1),
+        "max_tick_lag_ms": worst,
+        "holds": rate >= 0.98 * devices and worst <= 250,
+    }
+
+
+async def flush(
+    host: str, port: int, key: bytes, devices: int, per_device: int, batch: int
+) -> dict[str, Any]:
+    fleet = Fleet(_scenario(devices, batch), host, port, "capacity", key)
+    await fleet.open()
+    fleet.generating = False
+    fleet.set_online(False)
+    now = time.monotonic()
+    ts = int(time.time() * 1000)
+    for dev in fleet.devices:
+        for _ in range(per_device):
+            fleet._new_reading(dev, ts, now)  # pre-fill the buffers as an outage would
+    driver = asyncio.create_task(fleet.run())
+    try:
+        d0 = fleet.counters.datagrams
+        start = time.monotonic()
+        fleet.set_online(True)
+        deadline = start + 120
+        while fleet.buffered > 0 and time.monotonic() < deadline:  # noqa: ASYNC110 - polling a counter
+            await asyncio.sleep(0.01)
+        took = time.monotonic() - start
+    finally:
+        fleet.stop()
+        await driver
+        fleet.close()
+    total = devices * per_device
+    return {
+        "devices": devices,
+        "readings": total,
+        "drained": fleet.buffered == 0,
+        "seconds": round(took, 3),
+        "readings_per_s": round((total - fleet.buffered) / took),
+        "datagrams_per_s": round((fleet.counters.datagrams - d0) / took),
+        "batch_size": batch,
+        # what really goes into a datagram: batch_size, or fewer when flush.max_datagram_bytes caps it
+        "readings_per_datagram": fleet.full_batch(),
+    }
+
+
+def start_sink(key: bytes) -> tuple[subprocess.Popen, int]:
+    env = dict(os.environ, IBP_MASTER_KEY=key.hex())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "sink", "--port", "0"], stdout=subprocess.PIPE, text=True, env=env
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if "udp_port=" not in line:
+        proc.kill()
+        raise RuntimeError(f"the ack sink did not start: {line!r}")
+    return proc, int(line.split("udp_port=")[1].split()[0])
+
+
+async def measure(host: str | None, port: int | None, key: bytes | None, max_devices: int) -> dict[str, Any]:
+    sink = None
+    if host is None or port is None or key is None:
+        key = secrets.token_bytes(32)
+        sink, port = start_sink(key)
+        host, target = "127.0.0.1", "local ack sink (separate process)"
+    else:
+        target = f"gateway {host}:{port}"
+    try:
+        trials = []
+        best = 0
+        for n in STEPS:
+            if n > max_devices:
+                break
+            r = await steady(host, port, key, n)
+            trials.append(r)
+            if not r["holds"]:
+                break
+            best = n
+        fl = await flush(host, port, key, 5000, 64, 32)
+    finally:
+        if sink is not None:
+            sink.terminate()
+            sink.wait(10)
+    cheapest = min((t["cpu_us_per_reading"] for t in trials if t["acked_per_s"]), default=0)
+    return {
+        "component": "simulator",
+        "target": target,
+        "cpu_count": os.cpu_count(),
+        "load_average": list(os.getloadavg()),
+        "max_devices_at_1hz": best,
+        # what one core fully given to the simulator would hold at the measured CPU cost per reading
+        "projected_devices_per_core": round(1e6 / cheapest) if cheapest else None,
+        "goal_devices_at_1hz": 20000,
+        "steady_trials": trials,
+        "peak_flush_datagrams_per_s": fl["datagrams_per_s"],
+        "peak_flush_readings_per_s": fl["readings_per_s"],
+        "flush_trial": fl,
+    }

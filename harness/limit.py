@@ -1,0 +1,278 @@
+"""``python -m simulator limit``: the real runner (one-machine stack) and the limit report.
+
+The broker and the gateway start once for the whole search (sequences never repeat across runs and the
+audit skips other runs' records); each step is an ordinary run with its own ``reports/<run-id>/``
+bundle. The report goes to ``reports/limit-<timestamp>/``: limit.json, limit.png, summary.txt, limit.html.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from simulator.orchestration.limit import VARY, SearchResult, StepResult, search
+from simulator.scenario import Scenario
+
+TOPIC = "iot_telemetry"
+
+
+def vary(scn: Scenario, what: str, size: float) -> Scenario:
+    """The scenario with ``what`` set to ``size`` and its name tagged with the size."""
+    tag = f"{what.replace('_', '')}{int(size) if float(size).is_integer() else size}"
+    if what == "devices":
+        return dataclasses.replace(
+            scn, name=f"{scn.name}-{tag}", devices=dataclasses.replace(scn.devices, count=int(size))
+        )
+    if what == "rate_hz":
+        return dataclasses.replace(
+            scn, name=f"{scn.name}-{tag}", reading=dataclasses.replace(scn.reading, rate_hz=float(size))
+        )
+    if what == "outage_s":
+        phases = [
+            dataclasses.replace(p, duration_s=float(size)) if p.kind == "outage" else p for p in scn.phases
+        ]
+        return dataclasses.replace(scn, name=f"{scn.name}-{tag}", phases=phases)
+    raise ValueError(f"--vary must be one of {VARY}, got {what!r}")
+
+
+class _CpuSampler:
+    """Highest 1-s CPU share of a process group (the gateway supervisor and its workers), from /proc."""
+
+    def __init__(self, pgid: int, cores: int) -> None:
+        self.pgid, self.cores, self.peak = pgid, max(1, cores), 0.0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._loop, daemon=True)
+
+    def _ticks(self) -> float:
+        total = 0
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                fields = Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == self.pgid:
+                total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
+
+    def _loop(self) -> None:
+        last, t = self._ticks(), time.monotonic()
+        while not self._stop.wait(1.0):
+            now, tn = self._ticks(), time.monotonic()
+            self.peak = max(self.peak, (now - last) / max(tn - t, 1e-3) / self.cores)
+            last, t = now, tn
+
+    def __enter__(self) -> _CpuSampler:
+        self._t.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._t.join()
+
+
+class LocalRunner:
+    """Runs each step against one local broker + gateway (started on enter, stopped on exit)."""
+
+    def __init__(
+        self, scn: Scenario, what: str, reports: Path, workers: int = 2, scenario_path: str = ""
+    ) -> None:
+        self.scn, self.what, self.reports, self.workers = scn, what, reports, workers
+        self.scenario_path = scenario_path
+
+    def __enter__(self) -> LocalRunner:
+        from broker.kafka import CACHE, KafkaBroker
+        from harness.demo import _create_topic
+        from harness.gateway import start_gateway
+
+        (CACHE / "demo").mkdir(parents=True, exist_ok=True)
+        self.work = Path(tempfile.mkdtemp(prefix="limit-", dir=CACHE / "demo"))
+        self.broker = KafkaBroker(workdir=self.work / "broker")
+        self.gw = None
+        print("limit: starting Kafka (KRaft) and the gateway ...", flush=True)
+        self.broker.start()
+        _create_topic(self.broker, 6)
+        self.gw = start_gateway(
+            self.broker.bootstrap, TOPIC, self.work / "gateway", udp={"workers": self.workers}
+        )
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.gw is not None:
+            self.gw.stop()
+        self.broker.stop(delete=True)
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    def run(self, size: float) -> StepResult:
+        from simulator import aio
+        from simulator.orchestration.runner import new_run_id
+        from simulator.orchestration.session import audit_bundle, run_local
+
+        gw = self.gw
+        assert gw is not None
+        scn = vary(self.scn, self.what, size)
+        text = yaml.safe_dump(scn.to_dict(), sort_keys=False)
+        run_id = new_run_id(scn.name)
+        drops0 = gw.metric("iot_udp_receive_buffer_errors_total")
+        prod0 = gw.metric("iot_produce_errors_total")
+        t0 = time.monotonic()
+        with _CpuSampler(gw.process.pid, self.workers) as cpu:
+            out, res = aio.run(
+                run_local(
+                    scn,
+                    text,
+                    "127.0.0.1",
+                    gw.udp_port,
+                    gw.master_key,
+                    run_id,
+                    self.reports,
+                    metrics_url=f"http://127.0.0.1:{gw.http_port}/metrics",
+                )
+            )
+        drops = int(gw.metric("iot_udp_receive_buffer_errors_total") - drops0)
+        errors = {"gateway_produce_errors": int(gw.metric("iot_produce_errors_total") - prod0)}
+        audit = aio.run(audit_bundle(out, self.broker.bootstrap, TOPIC, scn, errors))
+        c = res["counters"]
+        return StepResult(
+            size=size,
+            passed=audit["verdict"] == "PASS",
+            failed_slos=[x["slo"] for x in audit.get("slos", []) if not x.get("pass")],
+            backlog=int(audit.get("buffered_expected") or 0),
+            drain_s=audit.get("drain_time_s"),
+            peak_rate=float(audit.get("peak_rate_during_flush") or audit.get("peak_rate") or 0),
+            p99_recovery_s=audit.get("recovery_time_s"),
+            missing=int(audit.get("missing") or 0),
+            busy=int(c.get("busy", 0)),
+            kernel_drops=drops,
+            overflow=int(c.get("dropped_overflow", 0)),
+            gateway_cpu=round(cpu.peak, 3),
+            wall_s=round(time.monotonic() - t0, 1),
+            bundle=str(out),
+            command=f"python -m simulator run --scenario <{self.scenario_path} with {self.what}={size}>",
+            failure=str(res.get("failure") or ""),
+        )
+
+
+def _fmt(v: Any, spec: str = ",.0f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def table(steps: list[StepResult]) -> str:
+    head = f"{'step':>4} {'size':>9} {'backlog':>10} {'result':>6} {'drain s':>8} {'peak/s':>9} {'p99 rec s':>9} {'drops':>7} {'BUSY':>8} {'overflow':>8} {'gw cpu':>6}"
+    rows = [head]
+    for i, s in enumerate(steps, 1):
+        rows.append(
+            f"{i:>4} {_fmt(s.size, ',g'):>9} {s.backlog:>10,} {'PASS' if s.passed else 'FAIL':>6} "
+            f"{_fmt(s.drain_s, '.1f'):>8} {s.peak_rate:>9,.0f} {_fmt(s.p99_recovery_s, '.1f'):>9} "
+            f"{s.kernel_drops:>7,} {s.busy:>8,} {s.overflow:>8,} {_fmt(s.gateway_cpu, '.0%'):>6}"
+        )
+    return "\n".join(rows)
+
+
+def write_report(res: SearchResult, out: Path, meta: dict[str, Any]) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    doc = {
+        **meta,
+        "boundary": res.boundary,
+        "first_fail": res.first_fail,
+        "stopped": res.stopped,
+        "limiting_factor": res.limit,
+        "steps": [s.to_dict() for s in res.steps],
+    }
+    (out / "limit.json").write_text(json.dumps(doc, indent=2) + "\n")
+    summary = (
+        f"Limit search {meta.get('scenario')} varying {meta.get('vary')} in {meta.get('min')} .. {meta.get('max')}: "
+        f"{res.stopped}\n  largest passing: {_fmt(res.boundary, ',g')}   first failing: {_fmt(res.first_fail, ',g')}\n"
+        f"  limited by: {res.limit}\n  wall time {meta.get('wall_s', 0):.0f} s, {len(res.steps)} runs\n\n"
+        + table(res.steps)
+        + "\n"
+    )
+    (out / "summary.txt").write_text(summary)
+    _plot(res, out / "limit.png")
+    (out / "limit.html").write_text(
+        "<!doctype html><meta charset=utf-8><title>limit search</title>"
+        f"<h1>Limit search</h1><pre style='white-space:pre-wrap'>{html.escape(summary)}</pre>"
+        "<img src='limit.png' style='max-width:100%'>"
+    )
+    return out
+
+
+def _plot(res: SearchResult, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    steps = sorted(res.steps, key=lambda s: s.backlog)
+    x = [s.backlog for s in steps]
+    for key, label in (("drain_s", "drain time s"), ("p99_recovery_s", "p99 recovery s")):
+        ax.plot(x, [getattr(s, key) for s in steps], "-", label=label)
+    for s in steps:
+        m, c = ("o", "green") if s.passed else ("x", "red")
+        for key in ("drain_s", "p99_recovery_s"):
+            if getattr(s, key) is not None:
+                ax.plot(s.backlog, getattr(s, key), m, color=c)
+    ax2.plot(x, [s.peak_rate for s in steps], "-", label="peak readings/s")
+    for s in steps:
+        ax2.plot(s.backlog, s.peak_rate, "o" if s.passed else "x", color="green" if s.passed else "red")
+    good = next((s for s in res.steps if s.size == res.boundary), None)
+    for a in (ax, ax2):
+        if good is not None:
+            a.axvline(good.backlog, color="grey", ls="--", label=f"boundary ({res.boundary:,g})")
+        a.set_xlabel("backlog (readings buffered during the outage)")
+        a.legend(fontsize=8)
+        a.grid(alpha=0.3)
+    ax.set_ylabel("seconds")
+    ax2.set_ylabel("readings/s")
+    fig.suptitle(f"limit: {res.limit} ({res.stopped})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(
+    scenario: str, what: str, lo: float, hi: float, reports: Path, budget_s: float, max_runs: int
+) -> int:
+    from simulator.scenario import load
+
+    scn, _ = load(scenario)
+    started = time.monotonic()
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+
+    def progress(s: StepResult, n: int) -> None:
+        print(
+            f"limit: step {n}: {what}={s.size:,g} backlog {s.backlog:,} {'PASS' if s.passed else 'FAIL'} "
+            f"drain {_fmt(s.drain_s, '.1f')} s peak {s.peak_rate:,.0f}/s p99 recovery {_fmt(s.p99_recovery_s, '.1f')} s "
+            f"drops {s.kernel_drops:,} BUSY {s.busy:,} overflow {s.overflow:,} ({s.wall_s:.0f} s; {s.bundle})",
+            flush=True,
+        )
+
+    with LocalRunner(scn, what, reports, scenario_path=scenario) as runner:
+        res = search(
+            runner, lo, hi, budget_s=budget_s, max_runs=max_runs, integer=what == "devices", progress=progress
+        )
+    meta = {
+        "scenario": scenario,
+        "vary": what,
+        "min": lo,
+        "max": hi,
+        "budget_s": budget_s,
+        "max_runs": max_runs,
+        "wall_s": round(time.monotonic() - started, 1),
+    }
+    out = write_report(res, reports / f"limit-{stamp}", meta)
+    print((out / "summary.txt").read_text(), end="")
+    print(f"limit: report {(out / 'limit.html').resolve()}")
+    return 0

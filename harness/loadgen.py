@@ -1,0 +1,227 @@
+"""A minimal IBP/1 device fleet in one asyncio process, for the gateway's own tests and ``make bench``.
+
+Each device follows docs/protocol.md "Device rules": stop-and-wait (one batch in flight, always the oldest
+unacked readings), retransmission on timeout with capped exponential backoff and full jitter, waiting on
+BUSY. ``drop_rate`` throws away that share of datagrams in both directions on purpose (a lossy network).
+Devices are spread over ``sockets`` UDP sockets, so SO_REUSEPORT spreads them over the gateway's workers.
+The full simulator (many hosts, scenarios) lives in ``simulator/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from dataclasses import dataclass, field
+
+from ibp import protocol
+
+
+@dataclass(slots=True, eq=False)
+class Device:
+    device_id: str
+    key: bytes
+    first_seq: int
+    count: int
+    acked: int  # highest acked sequence (first_seq - 1 when nothing is acked)
+    sock: int
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+    busy_until: float = 0.0
+    sent_at: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+
+    @property
+    def last_seq(self) -> int:
+        return self.first_seq + self.count - 1
+
+
+@dataclass
+class FleetResult:
+    devices: int = 0
+    readings: int = 0
+    datagrams_sent: int = 0
+    datagrams_dropped: int = 0
+    answers_dropped: int = 0
+    retransmissions: int = 0
+    busy: int = 0
+    auth_fail: int = 0
+    acks: int = 0
+    bad_answers: int = 0
+    fully_acked: int = 0
+    elapsed_s: float = 0.0
+    ack_latencies_s: list[float] = field(default_factory=list)
+    final_acks: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def acked_readings_per_s(self) -> float:
+        return self.readings / self.elapsed_s if self.elapsed_s else 0.0
+
+
+class _Socket(asyncio.DatagramProtocol):
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        self.fleet._answer(data)
+
+    def error_received(self, exc: Exception) -> None:
+        pass
+
+
+class Fleet:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        keys: dict[str, bytes],
+        *,
+        readings_per_device: int,
+        batch: int = 20,
+        first_seq: int = 1,
+        drop_rate: float = 0.0,
+        sockets: int = 32,
+        run_id: str = "test",
+        ack_timeout_s: float = 0.5,
+        backoff_cap_s: float = 2.0,
+        payload_bytes: int = 0,
+        seed: int | None = None,
+        max_attempts: int = 10_000,
+    ) -> None:
+        self.addr = (host, port)
+        self.batch = batch
+        self.drop_rate = drop_rate
+        self.run_id = run_id
+        self.ack_timeout_s = ack_timeout_s
+        self.backoff_cap_s = backoff_cap_s
+        self.rng = random.Random(seed)
+        self.max_attempts = max_attempts
+        self.n_sockets = sockets
+        self.devices = {
+            device_id: Device(device_id, key, first_seq, readings_per_device, first_seq - 1, i % sockets)
+            for i, (device_id, key) in enumerate(keys.items())
+        }
+        pad = "x" * payload_bytes
+        self._payload = (
+            (lambda seq: json.dumps({"run": run_id, "n": seq, "pad": pad}).encode()) if pad else None
+        )
+        self.result = FleetResult(devices=len(self.devices))
+        self._transports: list[asyncio.DatagramTransport] = []
+        self._stop = False
+
+    def payload(self, device: Device, seq: int) -> bytes:
+        if self._payload is not None:
+            return self._payload(seq)
+        return b'{"run":"%s","n":%d,"t":21.5}' % (self.run_id.encode(), seq)
+
+    def _answer(self, data: bytes) -> None:
+        if self.drop_rate and self.rng.random() < self.drop_rate:
+            self.result.answers_dropped += 1
+            return
+        try:
+            if data[3:4] == bytes([protocol.T_AUTH_FAIL]):
+                self.result.auth_fail += 1
+                return
+            device_id, _ = protocol._read_id(data, 4)
+            device = self.devices.get(device_id)
+            if device is None:
+                self.result.bad_answers += 1
+                return
+            answer = protocol.parse_response(data, device.key)
+        except protocol.ProtocolError:
+            self.result.bad_answers += 1
+            return
+        if isinstance(answer, protocol.Ack):
+            self.result.acks += 1
+            if answer.ack_seq > device.acked:
+                device.acked = min(answer.ack_seq, device.last_seq)
+                device.latencies.append(time.monotonic() - device.sent_at)
+                device.event.set()
+        elif isinstance(answer, protocol.Busy):
+            self.result.busy += 1
+            device.busy_until = time.monotonic() + answer.retry_after_ms / 1000.0
+            device.event.set()
+
+    def _datagram(self, device: Device) -> bytes:
+        first = device.acked + 1
+        n = min(self.batch, device.last_seq - device.acked)
+        now_ms = int(time.time() * 1000)
+        readings = [(now_ms, self.payload(device, seq)) for seq in range(first, first + n)]
+        return protocol.encode_data(device.device_id, device.key, first, readings)
+
+    async def _run_device(self, device: Device) -> None:
+        attempt = 0
+        transport = self._transports[device.sock]
+        while device.acked < device.last_seq and not self._stop:
+            now = time.monotonic()
+            if device.busy_until > now:
+                await asyncio.sleep(device.busy_until - now + self.rng.uniform(0, 0.05))
+                device.busy_until = 0.0
+            datagram = self._datagram(device)
+            before = device.acked
+            device.event.clear()
+            device.sent_at = time.monotonic()
+            self.result.datagrams_sent += 1
+            if attempt:
+                self.result.retransmissions += 1
+            if self.drop_rate and self.rng.random() < self.drop_rate:
+                self.result.datagrams_dropped += 1
+            else:
+                transport.sendto(datagram, self.addr)
+            timeout = (
+                self.ack_timeout_s
+                if attempt == 0
+                else self.rng.uniform(
+                    self.ack_timeout_s / 2, min(self.backoff_cap_s, self.ack_timeout_s * 2**attempt)
+                )
+            )
+            try:
+                async with asyncio.timeout(timeout):  # no extra task per wait, unlike wait_for on 3.11
+                    await device.event.wait()
+            except TimeoutError:
+                pass
+            if device.acked > before:
+                attempt = 0
+            else:
+                attempt += 1
+                if attempt > self.max_attempts:
+                    return
+
+    async def run(self, timeout_s: float = 300.0) -> FleetResult:
+        loop = asyncio.get_running_loop()
+        for _ in range(self.n_sockets):
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _Socket(self), local_addr=("127.0.0.1", 0)
+            )
+            self._transports.append(transport)
+        started = time.monotonic()
+        tasks = [asyncio.create_task(self._run_device(d)) for d in self.devices.values()]
+        try:
+            _, pending = await asyncio.wait(tasks, timeout=timeout_s)
+            self._stop = True
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            for transport in self._transports:
+                transport.close()
+        r = self.result
+        r.elapsed_s = time.monotonic() - started
+        r.fully_acked = sum(1 for d in self.devices.values() if d.acked >= d.last_seq)
+        r.readings = sum(d.acked - d.first_seq + 1 for d in self.devices.values())
+        r.final_acks = {d.device_id: d.acked for d in self.devices.values()}
+        r.ack_latencies_s = [x for d in self.devices.values() for x in d.latencies]
+        return r
+
+    def stop(self) -> None:
+        self._stop = True
+
+
+def fleet_keys(master_key: bytes, count: int, run_id: str, prefix: str = "sim-") -> dict[str, bytes]:
+    """``count`` fleet device ids ``sim-<run>-<n>`` and their derived keys."""
+    ids = [f"{prefix}{run_id}-{i:06d}" for i in range(count)]
+    return {device_id: protocol.derive_device_key(master_key, device_id) for device_id in ids}

@@ -1,0 +1,337 @@
+"""Agent mode: one simulator process per host, driven over a small HTTP control API with a shared token.
+
+    GET  /status     state (idle|loaded|armed|running|done|aborted|error), progress counters, clock offset
+    POST /scenario   {"scenario": "<yaml text>", "run_id", "agent_index", "agent_count", "gateway": "host:port"}
+    POST /arm        {"t0": <unix seconds>}: start the run at that wall-clock time
+    POST /abort      stop a loaded, armed or running run
+    GET  /results    the run's results (counters, samples, phase markers, expected sequences, skew, offset)
+
+Between hosts the API is TLS only, normally mutual TLS (``--tls-cert``, ``--tls-key``, ``--tls-client-ca``:
+the controller must present a certificate from the inventory's CA, simulator/orchestration/tls.py); plain HTTP is
+refused except on loopback. ``/metrics`` (Prometheus, read-only, no token) then has its own plain port
+(``--metrics-listen``), so the TLS port answers only authenticated peers.
+
+The fleet master key never travels over this API: the agent reads it at start (``--master-key-file``,
+``--registry`` or ``IBP_MASTER_KEY``).
+
+With a state dir (``--state-dir`` or ``SIM_AGENT_STATE_DIR``; simulator/devices/persist.py) the agent keeps its
+run on disk: the load body, t0 and offsets in ``run.json``, the devices' buffers in a journal fsync'd
+before any reading is sent, snapshots, and the results once the run ends. Started again after a
+reboot or a SIGKILL it picks the run up: an armed run whose t0 is still ahead is armed again, a
+running one resumes from the restored devices (marker ``agent_restart``), a finished one serves its
+results. SIGTERM then suspends a run instead of aborting it (POST /abort still aborts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import signal
+import ssl
+import time
+from pathlib import Path
+from typing import Any
+
+from simulator.devices import persist
+from simulator.devices.fleet import Fleet
+from simulator.orchestration import agent_metrics, httpapi
+from simulator.orchestration.clock import chrony_offset_ms
+from simulator.orchestration.runner import new_plan, run_phases
+from simulator.scenario import Scenario, ScenarioError, parse
+
+log = logging.getLogger("simulator.orchestration.agent")
+
+
+class Agent:
+    def __init__(self, master_key: bytes | None, state_dir: Path | str | None = None) -> None:
+        self.master_key = master_key
+        self.store = persist.Store(state_dir) if state_dir is not None else None
+        self.run_record: dict[str, Any] = {}  # run.json: what a restarted agent needs to go on
+        self.state = "idle"
+        self.error: str | None = None
+        self.scenario: Scenario | None = None
+        self.load: dict[str, Any] = {}
+        self.fleet: Fleet | None = None
+        self.task: asyncio.Task | None = None
+        self.abort = asyncio.Event()
+        self.results: dict[str, Any] | None = None
+        self.t0: float | None = None
+        self.phase: str | None = None
+        self.start_skew_ms: float | None = None
+        self.clock_offset_ms: float | None = None  # from chrony, when it runs on this host
+        self.controller_offset_ms: float | None = None  # measured by the controller before arming
+
+    def status(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "state": self.state,
+            "error": self.error,
+            "t0": self.t0,
+            "phase": self.phase,
+            "now": time.time(),  # the controller measures this host's clock offset against its own
+        }
+        if self.fleet is not None:
+            c = self.fleet.counters
+            out.update(
+                run_id=self.fleet.run_id,
+                devices=len(self.fleet.devices),
+                online=self.fleet.online,
+                generated=c.generated,
+                acked=c.acked,
+                buffered=self.fleet.buffered,
+                retransmits=c.retransmits,
+            )
+        return out
+
+    async def handle(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+        route = (method, path.split("?", 1)[0])
+        if route == ("GET", "/status"):
+            return 200, self.status()
+        if route == ("POST", "/scenario"):
+            return await self._load(body)
+        if route == ("POST", "/arm"):
+            return self._arm(body)
+        if route == ("POST", "/abort"):
+            self.abort.set()
+            if self.state in ("loaded", "armed"):
+                self.state = "aborted"
+                self._save_run(state="aborted")
+            return 200, self.status()
+        if route == ("GET", "/results"):
+            if self.results is None:
+                return 409, {"error": f"no results yet (state {self.state})"}
+            return 200, self.results
+        return 404, {"error": f"no route {method} {path}"}
+
+    def _save_run(self, **changes: Any) -> None:
+        if self.store is not None:
+            self.run_record.update(changes)
+            self.store.write_json(persist.RUN, self.run_record)
+
+    def _save_run_best_effort(self, **changes: Any) -> None:
+        """Record a failure in run.json if the disk lets us (it may be the full disk that failed the run)."""
+        try:
+            self._save_run(**changes)
+        except OSError as exc:
+            log.error("could not record the failure in %s: %s", self.store.dir if self.store else "-", exc)
+
+    async def _load(self, body: Any, fresh: bool = True) -> tuple[int, Any]:
+        if self.state in ("armed", "running"):
+            return 409, {"error": f"agent is {self.state}; abort first"}
+        if not isinstance(body, dict):
+            return 400, {"error": "body must be a JSON object"}
+        missing = [
+            k for k in ("scenario", "run_id", "agent_index", "agent_count", "gateway") if k not in body
+        ]
+        if missing:
+            return 400, {"error": f"missing keys: {', '.join(missing)}"}
+        try:
+            scn = parse(body["scenario"], f"scenario for run {body['run_id']}")
+            host, port = str(body["gateway"]).rsplit(":", 1)
+            if self.fleet is not None:
+                self.fleet.close()
+            self.fleet = Fleet(
+                scn,
+                host,
+                int(port),
+                str(body["run_id"]),
+                self.master_key,
+                int(body["agent_index"]),
+                int(body["agent_count"]),
+                store=self.store,
+            )
+            await self.fleet.open()
+        except (ScenarioError, ValueError, OSError) as exc:
+            self.state, self.error = "error", str(exc)
+            return 400, {"error": str(exc)}
+        self.scenario, self.load = scn, body
+        self.state, self.error, self.results, self.t0 = "loaded", None, None, None
+        self.abort = asyncio.Event()
+        if self.store is not None and fresh:
+            self.store.reset()  # a new run: the previous one's state is gone
+            self.run_record = {"load": body}
+            self._save_run(state="loaded")
+        return 200, self.status()
+
+    def _arm(self, body: Any) -> tuple[int, Any]:
+        if self.state != "loaded":
+            return 409, {"error": f"agent is {self.state}; load a scenario first"}
+        if not isinstance(body, dict) or not isinstance(body.get("t0"), int | float):
+            return 400, {"error": 'body must be {"t0": <unix seconds>}'}
+        self.t0 = float(body["t0"])
+        offset = body.get("controller_offset_ms")
+        self.controller_offset_ms = float(offset) if isinstance(offset, int | float) else None
+        self.state = "armed"
+        self._save_run(state="armed", t0=self.t0, controller_offset_ms=self.controller_offset_ms)
+        self.task = asyncio.create_task(self._run(self.t0))
+        return 200, self.status()
+
+    async def recover(self) -> None:
+        """At start: pick up the run a previous process of this agent left in the state dir."""
+        run = self.store.read_json(persist.RUN) if self.store is not None else None
+        if not run:
+            return
+        assert self.store is not None
+        self.run_record = run
+        state = run.get("state")
+        if state in ("done", "aborted", "error"):
+            self.results = self.store.read_json(persist.RESULTS)
+            self.state, self.error, self.load = state, run.get("error"), run["load"]
+        else:
+            status, _ = await self._load(run["load"], fresh=False)
+            if status != 200:
+                return
+        self.t0 = run.get("t0")
+        self.controller_offset_ms = run.get("controller_offset_ms")
+        self.start_skew_ms = run.get("start_skew_ms")
+        if state not in ("armed", "running") or self.t0 is None:
+            return
+        assert self.fleet is not None
+        try:
+            meta = self.fleet.restore() if self.store.has_snapshot() else None
+        except (persist.PersistError, ValueError, KeyError, TypeError) as exc:
+            self.state, self.error = "error", f"cannot resume from {self.store.dir}: {exc}"
+            return
+        if meta is None and self.t0 > time.time():
+            self.state = "armed"  # it never started and T0 is still ahead: armed again
+            self.task = asyncio.create_task(self._run(self.t0))
+            return
+        if meta is None:  # T0 passed while the agent was down, before the run started
+            plan = new_plan(self.t0)
+            self.fleet.last_alive = self.t0
+            if self.start_skew_ms is None:
+                self.start_skew_ms = round((time.time() - self.t0) * 1000, 3)
+        else:
+            plan = self.fleet.run_state
+        self.state = "running"
+        print(
+            f"event=resumed run_id={self.fleet.run_id} buffered={self.fleet.buffered} "
+            f"torn_tail={bool(meta and meta['torn_tail'])}",
+            flush=True,
+        )
+        self.task = asyncio.create_task(self._run(self.t0, plan))
+
+    def suspend(self) -> None:
+        """Stop now, keeping the run on disk for the next start (SIGTERM with a state dir)."""
+        if self.task is not None:
+            self.task.cancel()
+
+    async def _run(self, t0: float, resume: dict[str, Any] | None = None) -> None:
+        assert self.fleet is not None and self.scenario is not None
+        offset, source = chrony_offset_ms()
+        self.clock_offset_ms = offset
+        try:
+            if resume is None:
+                self.start_skew_ms = None
+                delay = t0 - time.time()
+                if delay > 0:
+                    try:
+                        await asyncio.wait_for(self.abort.wait(), delay)
+                    except TimeoutError:
+                        pass
+                if self.abort.is_set():
+                    self.state = "aborted"
+                    self._save_run(state="aborted")
+                    return
+                # fine wait: the last milliseconds without the event loop's timer granularity
+                while time.time() < t0:  # noqa: ASYNC110 - spinning on the clock, not on a condition
+                    await asyncio.sleep(0.0005)
+                self.start_skew_ms = round((time.time() - t0) * 1000, 3)
+            skew_ms = self.start_skew_ms
+            self.state = "running"
+            self._save_run(state="running", start_skew_ms=skew_ms)
+
+            def on_phase(name: str) -> None:
+                self.phase = name
+
+            results = await run_phases(self.fleet, self.scenario, self.abort, on_phase, resume)
+            results.update(
+                t0=t0,
+                start_skew_ms=skew_ms,
+                clock_offset_ms=offset,
+                clock_source=source,
+                controller_offset_ms=self.controller_offset_ms,
+            )
+            self.results = results
+            # a failed run (its devices got no answer from the gateway) is an error: the controller stops
+            # every agent and shows why, instead of waiting out the others' max_s
+            self.state = {"aborted": "aborted", "failed": "error"}.get(results["status"], "done")
+            self.error = results.get("failure")
+            if self.store is not None:
+                self.store.write_json(persist.RESULTS, results)
+                self._save_run(state=self.state, error=self.error)
+                self.store.drop_fleet_state()
+        except persist.StateDirFull as exc:
+            # The run fails loudly (the controller stops every agent and shows this); the state dir keeps
+            # every reading journaled before, and is not cleaned up.
+            self.state, self.error = "error", str(exc)
+            self._save_run_best_effort(state="error", error=self.error)
+        except Exception as exc:  # the API must report it, not die
+            self.state, self.error = "error", f"{type(exc).__name__}: {exc}"
+            self._save_run_best_effort(state="error", error=self.error)
+        finally:
+            self.fleet.close()
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+async def serve(
+    token: str,
+    master_key: bytes | None,
+    host: str,
+    port: int,
+    state_dir: Path | str | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    metrics: tuple[str, int] | None = None,
+) -> None:
+    """Serve the control API (over TLS with ``ssl_context``) and, with ``metrics``, the read-only
+    ``/metrics`` on its own plain-HTTP port for Prometheus, which then is not on the TLS port.
+
+    Without TLS the control API may listen only on loopback (tests, one-machine runs): between hosts
+    the token would travel in clear text.
+    """
+    if ssl_context is None and not _loopback(host):
+        raise SystemExit(
+            f"refusing to serve the control API in plain HTTP on {host}: give --tls-cert/--tls-key "
+            "(and --tls-client-ca), or listen on 127.0.0.1"
+        )
+    agent = Agent(master_key, state_dir)
+    await agent.recover()
+    exposition = {"/metrics": lambda: agent_metrics.exposition(agent)}
+    server = await httpapi.serve(
+        token,
+        agent.handle,
+        host,
+        port,
+        open_get=exposition if metrics is None else None,
+        ssl_context=ssl_context,
+    )
+    real_port = server.sockets[0].getsockname()[1]
+    servers = [server]
+    if metrics is not None:
+        servers.append(await httpapi.serve(None, None, metrics[0], metrics[1], open_get=exposition))
+        mport = servers[1].sockets[0].getsockname()[1]
+        print(f"event=metrics_listening metrics_port={mport}", flush=True)
+    print(f"event=listening http_port={real_port} tls={ssl_context is not None}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    if agent.store is not None and agent.state in ("armed", "running"):
+        agent.suspend()  # the run stays on disk: the next start resumes it
+    else:
+        agent.abort.set()
+    if agent.task is not None:
+        await asyncio.wait([agent.task], timeout=10)
+    if agent.store is not None:
+        agent.store.close()
+    for srv in servers:
+        srv.close()
+        await srv.wait_closed()
+    print("event=stopped", flush=True)
