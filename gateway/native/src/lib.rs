@@ -33,13 +33,13 @@ const MAX_DEPTH: usize = 900;
 
 static PROTOCOL_ERROR: GILOnceCell<Py<PyAny>> = GILOnceCell::new();
 
-/// A refusal: the metrics reason and a detail, raised as gateway.protocol.ProtocolError.
+/// A refusal: the metrics reason and a detail, raised as ibp.protocol.ProtocolError.
 struct Refused(&'static str, String);
 
 fn raise(py: Python<'_>, refused: Refused) -> PyErr {
     let class = PROTOCOL_ERROR.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
         Ok(py
-            .import("gateway.protocol")?
+            .import("ibp.protocol")?
             .getattr("ProtocolError")?
             .unbind())
     });
@@ -247,7 +247,7 @@ fn answer<'py>(
     Ok(PyBytes::new(py, &out))
 }
 
-/// ACK for an already valid raw id, byte-identical to gateway.protocol.encode_ack.
+/// ACK for an already valid raw id, byte-identical to ibp.protocol.encode_ack.
 #[pyfunction]
 fn encode_ack<'py>(
     py: Python<'py>,
@@ -258,7 +258,7 @@ fn encode_ack<'py>(
     answer(py, raw_id, key, T_ACK, &ack_seq.to_be_bytes())
 }
 
-/// BUSY for an already valid raw id, byte-identical to gateway.protocol.encode_busy.
+/// BUSY for an already valid raw id, byte-identical to ibp.protocol.encode_busy.
 #[pyfunction]
 fn encode_busy<'py>(
     py: Python<'py>,
