@@ -10,20 +10,16 @@ from __future__ import annotations
 import dataclasses
 import html
 import json
-import os
-import shutil
-import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from harness.procfs import Ticker, cpu_seconds, group_pids
+from harness.stack import Stack
 from simulator.orchestration.limit import VARY, SearchResult, StepResult, search
 from simulator.scenario import Scenario
-
-TOPIC = "iot_telemetry"
 
 
 def vary(scn: Scenario, what: str, size: float) -> Scenario:
@@ -45,41 +41,18 @@ def vary(scn: Scenario, what: str, size: float) -> Scenario:
     raise ValueError(f"--vary must be one of {VARY}, got {what!r}")
 
 
-class _CpuSampler:
+class _CpuSampler(Ticker):
     """Highest 1-s CPU share of a process group (the gateway supervisor and its workers), from /proc."""
 
     def __init__(self, pgid: int, cores: int) -> None:
+        super().__init__(1.0, "limit-cpu")
         self.pgid, self.cores, self.peak = pgid, max(1, cores), 0.0
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._loop, daemon=True)
+        self._last, self._t = cpu_seconds(group_pids(pgid)), time.monotonic()
 
-    def _ticks(self) -> float:
-        total = 0
-        for d in os.listdir("/proc"):
-            if not d.isdigit():
-                continue
-            try:
-                fields = Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == self.pgid:
-                total += int(fields[11]) + int(fields[12])
-        return total / os.sysconf("SC_CLK_TCK")
-
-    def _loop(self) -> None:
-        last, t = self._ticks(), time.monotonic()
-        while not self._stop.wait(1.0):
-            now, tn = self._ticks(), time.monotonic()
-            self.peak = max(self.peak, (now - last) / max(tn - t, 1e-3) / self.cores)
-            last, t = now, tn
-
-    def __enter__(self) -> _CpuSampler:
-        self._t.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._t.join()
+    def tick(self) -> None:
+        now, tn = cpu_seconds(group_pids(self.pgid)), time.monotonic()
+        self.peak = max(self.peak, (now - self._last) / max(tn - self._t, 1e-3) / self.cores)
+        self._last, self._t = now, tn
 
 
 class LocalRunner:
@@ -92,57 +65,21 @@ class LocalRunner:
         self.scenario_path = scenario_path
 
     def __enter__(self) -> LocalRunner:
-        from broker.kafka import CACHE, KafkaBroker
-        from harness.demo import _create_topic
-        from harness.gateway import start_gateway
-
-        (CACHE / "demo").mkdir(parents=True, exist_ok=True)
-        self.work = Path(tempfile.mkdtemp(prefix="limit-", dir=CACHE / "demo"))
-        self.broker = KafkaBroker(workdir=self.work / "broker")
-        self.gw = None
-        print("limit: starting Kafka (KRaft) and the gateway ...", flush=True)
-        self.broker.start()
-        _create_topic(self.broker, 6)
-        self.gw = start_gateway(
-            self.broker.bootstrap, TOPIC, self.work / "gateway", udp={"workers": self.workers}
-        )
+        self.stack = Stack("limit", self.workers).__enter__()
         return self
 
-    def __exit__(self, *_: object) -> None:
-        if self.gw is not None:
-            self.gw.stop()
-        self.broker.stop(delete=True)
-        shutil.rmtree(self.work, ignore_errors=True)
+    def __exit__(self, *exc: Any) -> None:
+        self.stack.__exit__(*exc)
 
     def run(self, size: float) -> StepResult:
-        from simulator import aio
         from simulator.orchestration.runner import new_run_id
-        from simulator.orchestration.session import audit_bundle, run_local
 
-        gw = self.gw
-        assert gw is not None
         scn = vary(self.scn, self.what, size)
         text = yaml.safe_dump(scn.to_dict(), sort_keys=False)
-        run_id = new_run_id(scn.name)
-        drops0 = gw.metric("iot_udp_receive_buffer_errors_total")
-        prod0 = gw.metric("iot_produce_errors_total")
         t0 = time.monotonic()
-        with _CpuSampler(gw.process.pid, self.workers) as cpu:
-            out, res = aio.run(
-                run_local(
-                    scn,
-                    text,
-                    "127.0.0.1",
-                    gw.udp_port,
-                    gw.master_key,
-                    run_id,
-                    self.reports,
-                    metrics_url=f"http://127.0.0.1:{gw.http_port}/metrics",
-                )
-            )
-        drops = int(gw.metric("iot_udp_receive_buffer_errors_total") - drops0)
-        errors = {"gateway_produce_errors": int(gw.metric("iot_produce_errors_total") - prod0)}
-        audit = aio.run(audit_bundle(out, self.broker.bootstrap, TOPIC, scn, errors))
+        with _CpuSampler(self.stack.gateway.process.pid, self.workers) as cpu:
+            run = self.stack.audited_run(scn, text, new_run_id(scn.name), self.reports)
+        audit, res = run.audit, run.results
         c = res["counters"]
         return StepResult(
             size=size,
@@ -154,11 +91,11 @@ class LocalRunner:
             p99_recovery_s=audit.get("recovery_time_s"),
             missing=int(audit.get("missing") or 0),
             busy=int(c.get("busy", 0)),
-            kernel_drops=drops,
+            kernel_drops=run.kernel_drops,
             overflow=int(c.get("dropped_overflow", 0)),
             gateway_cpu=round(cpu.peak, 3),
             wall_s=round(time.monotonic() - t0, 1),
-            bundle=str(out),
+            bundle=str(run.bundle),
             command=f"python -m simulator run --scenario <{self.scenario_path} with {self.what}={size}>",
             failure=str(res.get("failure") or ""),
         )

@@ -21,10 +21,7 @@ from __future__ import annotations
 import html
 import json
 import os
-import shutil
-import signal
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -33,9 +30,10 @@ from typing import Any
 
 import yaml
 
+from harness.procfs import Ticker, group_pids, rss_and_fds
+from harness.stack import Stack
 from harness.trend import Limits, fd_verdict, memory_verdict
 
-TOPIC = "iot_telemetry"
 ROLES = ("gateway", "simulator", "broker")
 
 
@@ -84,38 +82,13 @@ def cycle_scenario(cfg: SoakConfig, n: int) -> str:
     return yaml.safe_dump(doc, sort_keys=False)
 
 
-def _status(pid: int) -> tuple[float, int] | None:
-    """(RSS MB, open fds) of one process, None once it is gone."""
-    try:
-        rss_kb = next(
-            int(line.split()[1])
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-            if line.startswith("VmRSS:")
-        )
-        return rss_kb / 1024, len(os.listdir(f"/proc/{pid}/fd"))
-    except (OSError, StopIteration, ValueError):
-        return None
-
-
-def _group(pgid: int) -> list[int]:
-    pids = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                if int(Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()[2]) == pgid:
-                    pids.append(int(d))
-            except (OSError, IndexError, ValueError):
-                continue
-    return sorted(pids)
-
-
 def probe(pids: dict[str, list[int]]) -> dict[str, dict[str, Any]]:
     """RSS and fds per role, summed over its processes (the gateway's supervisor and workers)."""
     out: dict[str, dict[str, Any]] = {}
     for role, group in pids.items():
         rss, fds, alive = 0.0, 0, []
         for pid in group:
-            st = _status(pid)
+            st = rss_and_fds(pid)
             if st is not None:
                 rss, fds = rss + st[0], fds + st[1]
                 alive.append(pid)
@@ -123,15 +96,15 @@ def probe(pids: dict[str, list[int]]) -> dict[str, dict[str, Any]]:
     return out
 
 
-class Sampler:
-    """A daemon thread sampling every ``every`` s and printing a progress line every ``progress_s`` s."""
+class Sampler(Ticker):
+    """Samples every ``every`` s (a daemon thread) and prints a progress line every ``progress_s`` s."""
 
     def __init__(self, pids: Any, every: float, progress_s: float, t0: float, status: Any) -> None:
-        self.pids, self.every, self.progress_s, self.t0, self.status = pids, every, progress_s, t0, status
+        super().__init__(every, "soak-sampler")
+        self.pids, self.progress_s, self.t0, self.status = pids, progress_s, t0, status
         self.samples: list[dict[str, Any]] = []
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._loop, daemon=True, name="soak-sampler")
+        self._last_print = 0.0
         self.tty = sys.stdout.isatty()
 
     def sample(self, boundary: int | None = None) -> dict[str, Any]:
@@ -142,30 +115,14 @@ class Sampler:
             self.samples.append(s)
         return s
 
-    def _loop(self) -> None:
-        last_print = 0.0
-        while not self._stop.wait(self.every):
-            s = self.sample()
-            if s["t"] - last_print >= self.progress_s:
-                last_print = s["t"]
-                line = f"soak: {s['t']:6.0f} s {self.status()} " + "  ".join(
-                    f"{r} {s[r]['rss_mb']:.0f} MB/{s[r]['fds']} fds" for r in ROLES
-                )
-                print(
-                    ("\r" + line + "\033[K") if self.tty else line, end="" if self.tty else "\n", flush=True
-                )
-
-    def __enter__(self) -> Sampler:
-        self._t.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._t.join()
-
-
-def _interrupt(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+    def tick(self) -> None:
+        s = self.sample()
+        if s["t"] - self._last_print >= self.progress_s:
+            self._last_print = s["t"]
+            line = f"soak: {s['t']:6.0f} s {self.status()} " + "  ".join(
+                f"{r} {s[r]['rss_mb']:.0f} MB/{s[r]['fds']} fds" for r in ROLES
+            )
+            print(("\r" + line + "\033[K") if self.tty else line, end="" if self.tty else "\n", flush=True)
 
 
 def verdict(samples: list[dict[str, Any]], cycles: list[dict[str, Any]], limits: Limits) -> dict[str, Any]:
@@ -323,21 +280,12 @@ def _cycle_record(
 
 def main(cfg: SoakConfig, reports: Path) -> int:
     """Run the soak; 0 PASS, 1 FAIL, 130 interrupted (the report of what ran is written in every case)."""
-    from broker.kafka import CACHE, KafkaBroker
-    from harness.demo import _create_topic
-    from harness.gateway import start_gateway
-    from simulator import aio
     from simulator.orchestration.runner import new_run_id
-    from simulator.orchestration.session import audit_bundle, run_local
     from simulator.scenario import parse
 
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     out = reports / f"soak-{stamp}"
-    (CACHE / "demo").mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="soak-", dir=CACHE / "demo"))
-    old_term = signal.signal(signal.SIGTERM, _interrupt)
-    broker = KafkaBroker(workdir=work / "broker")
-    gw = None
+    stack = Stack("soak", cfg.gateway_workers)
     cycles: list[dict[str, Any]] = []
     state = {"cycle": 0, "phase": "starting"}
     interrupted = False
@@ -347,27 +295,25 @@ def main(cfg: SoakConfig, reports: Path) -> int:
 
     def pids() -> dict[str, list[int]]:
         return {
-            "gateway": _group(gw.process.pid) if gw is not None else [],
+            "gateway": group_pids(stack.gw.process.pid) if stack.gw is not None else [],
             "simulator": [os.getpid()],
-            "broker": [broker.process.pid] if broker.process is not None else [],
+            "broker": [stack.broker.process.pid] if stack.broker.process is not None else [],
         }
 
     sampler = Sampler(
         pids, cfg.sample_s, cfg.progress_s, t0, lambda: f"cycle {state['cycle']} {state['phase']}"
     )
+
+    def auditing(_bundle: Path, _results: dict[str, Any]) -> None:
+        state["phase"] = "auditing"
+
+    print(
+        f"soak: {cfg.duration_s:.0f} s, a {cfg.outage_s:g} s outage every {cfg.cycle_s:g} s, "
+        f"{cfg.devices:,} devices at {cfg.rate_hz:g}/s, sampled every {cfg.sample_s:g} s -> {out}",
+        flush=True,
+    )
     try:
-        print(
-            f"soak: {cfg.duration_s:.0f} s, a {cfg.outage_s:g} s outage every {cfg.cycle_s:g} s, "
-            f"{cfg.devices:,} devices at {cfg.rate_hz:g}/s, sampled every {cfg.sample_s:g} s -> {out}",
-            flush=True,
-        )
-        print("soak: starting Kafka (KRaft) and the gateway ...", flush=True)
-        broker.start()
-        _create_topic(broker, 6)
-        gw = start_gateway(broker.bootstrap, TOPIC, work / "gateway", udp={"workers": cfg.gateway_workers})
-        print(f"soak: broker {broker.bootstrap}, gateway UDP {gw.udp_port}", flush=True)
-        metrics_url = f"http://127.0.0.1:{gw.http_port}/metrics"
-        with sampler:
+        with stack, sampler:
             sampler.sample(boundary=0)
             n, est = 0, cfg.cycle_s
             # A cycle starts while at least 3/4 of one (the last one's wall time, audit included) fits in
@@ -378,25 +324,8 @@ def main(cfg: SoakConfig, reports: Path) -> int:
                 state.update(cycle=n, phase="running")
                 text = cycle_scenario(cfg, n)
                 scn = parse(text, f"<soak cycle {n}>")
-                run_id = new_run_id(scn.name)
-                prod0 = gw.metric("iot_produce_errors_total")
-                bundle, res = aio.run(
-                    run_local(
-                        scn,
-                        text,
-                        "127.0.0.1",
-                        gw.udp_port,
-                        gw.master_key,
-                        run_id,
-                        out / "runs",
-                        metrics_url=metrics_url,
-                    )
-                )
-                state["phase"] = "auditing"
-                errors = {"gateway_produce_errors": int(gw.metric("iot_produce_errors_total") - prod0)}
-                a0 = time.monotonic()
-                audit = aio.run(audit_bundle(bundle, broker.bootstrap, TOPIC, scn, errors))
-                cycles.append(_cycle_record(n, bundle, res, audit, time.monotonic() - a0))
+                run = stack.audited_run(scn, text, new_run_id(scn.name), out / "runs", between=auditing)
+                cycles.append(_cycle_record(n, run.bundle, run.results, run.audit, run.audit_s))
                 est = time.monotonic() - c0
                 s = sampler.sample(boundary=n)
                 c = cycles[-1]
@@ -414,13 +343,6 @@ def main(cfg: SoakConfig, reports: Path) -> int:
             f"\nsoak: interrupted in cycle {state['cycle']}; writing the report of {len(cycles)} cycles",
             flush=True,
         )
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if gw is not None:
-            gw.stop()
-        broker.stop(delete=True)
-        shutil.rmtree(work, ignore_errors=True)
-        signal.signal(signal.SIGTERM, old_term)
     samples = list(sampler.samples)
     doc = {
         "id": out.name,
