@@ -108,6 +108,18 @@ def test_runs_as_dedicated_user_with_hardening(host):
     assert host.check_output(f"ps -o user= -p {pids}").strip() == "iot-gateway"
 
 
+def test_venv_holds_the_gateway_extra_only(host):
+    """The role installs iot-burst-pilot[gateway] from the wheelhouse: its dependencies are there, the
+    agent's, the audit's and the report's are not."""
+    venv = "/opt/iot-gateway/venv"
+    present = host.check_output(
+        f"{venv}/bin/python -m pip show iot-burst-pilot aiokafka prometheus-client pydantic"
+    )
+    assert present.count("Name:") == 4, present
+    shown = host.run(f"{venv}/bin/python -m pip show matplotlib hdrhistogram boto3 aiohttp")
+    assert "Name:" not in shown.stdout, shown.stdout
+
+
 def test_secrets_readable_by_the_service_only(host):
     for path in (CONFIG, REGISTRY):
         f = host.file(path)

@@ -89,6 +89,24 @@ def test_service_running_enabled_as_dedicated_user(host):
     assert host.check_output(f"ps -o user= -p {pid}").strip() == "iot-sim"
 
 
+VENV = "/opt/iot-simulator/venv"
+
+
+def test_venv_holds_the_agent_extra_only(host):
+    """The role installs iot-burst-pilot[agent]: the agent imports, and what only the audit and the
+    report need (matplotlib, hdrhistogram, boto3, aiokafka) is absent because nothing pulls it in."""
+    host.run_test(f"{VENV}/bin/python -c 'import simulator.orchestration.agent'")
+    shown = host.run(f"{VENV}/bin/python -m pip show matplotlib hdrhistogram boto3 aiokafka")
+    assert "Name:" not in shown.stdout, shown.stdout
+    missing = shown.stderr.partition("not found:")[2]
+    assert all(name in missing for name in ("matplotlib", "hdrhistogram", "boto3", "aiokafka")), shown.stderr
+    # ... while the agent extra's own dependencies were resolved by pip from the wheel's metadata.
+    present = host.check_output(
+        f"{VENV}/bin/python -m pip show iot-burst-pilot aiohttp cryptography pydantic"
+    )
+    assert present.count("Name:") == 4, present
+
+
 def test_secrets_readable_by_the_service_only(host):
     for path in (TOKEN, MASTER_KEY):
         f = host.file(path)
