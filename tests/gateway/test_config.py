@@ -77,9 +77,9 @@ def test_environment_overrides_file_and_pilot_variables(tmp_path: Path, registry
     ("text", "env", "key"),
     [
         ("udp: {prot: 1}", {}, "udp.prot: unknown key"),
-        ("udpp: {port: 1}", {}, "udpp: unknown section"),
+        ("udpp: {port: 1}", {}, "udpp: unknown key"),
         ("udp: {port: 70000}", {}, "udp.port:"),
-        ("udp: {port: abc}", {}, "udp.port: expected an integer"),
+        ("udp: {port: abc}", {}, "udp.port: must be an integer"),
         ("kafka: {acks: 2}", {}, "kafka.acks:"),
         ("kafka: {compression: brotli}", {}, "kafka.compression:"),
         ("kafka: {bootstrap_servers: nohostport}", {}, "kafka.bootstrap_servers:"),
@@ -91,9 +91,9 @@ def test_environment_overrides_file_and_pilot_variables(tmp_path: Path, registry
         (
             "",
             {"GATEWAY_KAFKA_BATCHSIZE": "1"},
-            "kafka.batchsize: unknown key (from $GATEWAY_KAFKA_BATCHSIZE)",
+            "$GATEWAY_KAFKA_BATCHSIZE: kafka.batchsize: unknown key",
         ),
-        ("", {"NUM_WORKERS": "many"}, "udp.workers: expected an integer"),
+        ("", {"NUM_WORKERS": "many"}, "$NUM_WORKERS: udp.workers: must be an integer"),
         ("state: {fsync_interval_s: -1}", {}, "state.fsync_interval_s:"),
         ("state: {compact_bytes: 10}", {}, "state.compact_bytes:"),
         ("state: {dir: ''}", {}, "state.dir: empty"),
