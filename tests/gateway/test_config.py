@@ -166,3 +166,17 @@ def test_state_dir_defaults_to_memory_only_and_is_checked_at_start(tmp_path: Pat
     )
     assert result.returncode == 2
     assert f"gateway: config error: state.dir: cannot create {blocker}/st" in result.stderr
+
+
+def test_every_problem_names_its_nested_key_and_line(tmp_path: Path, registry: Path) -> None:
+    yml = tmp_path / "g.yml"
+    yml.write_text(
+        f"devices: {{registry: {registry}}}\nkafka:\n  topic: t\n  linger_ms: -5\nlog:\n  level: LOUD\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        load(yml, {"GATEWAY_UDP_PORT": "70000"})
+    lines = str(err.value).splitlines()
+    assert f"{yml}:4: kafka.linger_ms: must be in 0..10000, got -5" in lines
+    assert any(line.startswith(f"{yml}:6: log.level: must be one of DEBUG") for line in lines), lines
+    assert any(line.startswith("$GATEWAY_UDP_PORT: udp.port: must be in 0..65535") for line in lines), lines
+    assert len(lines) == 3
