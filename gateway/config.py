@@ -1,8 +1,13 @@
-"""The gateway's configuration: typed dataclasses, loaded from YAML or TOML, overridden by environment.
+"""The gateway's configuration: typed pydantic dataclasses, loaded from YAML or TOML, overridden by environment.
 
 Precedence (lowest first): defaults, the config file, the original pilot's variables (``KAFKA_BOOTSTRAP``,
 ``KAFKA_TOPIC``, ``UDP_PORT``, ``NUM_WORKERS``, ``COMPRESSION``), then ``GATEWAY_<SECTION>_<KEY>``.
-Every problem raises :class:`ConfigError` naming the key (``kafka.acks``) so the operator knows what to fix.
+The schema (types, ranges, choices, rules across keys) is declared once, on the classes below; ``load``
+validates the merged settings in one pass and raises :class:`ConfigError` with one line per problem,
+each naming where the value came from (``gateway.yml:7`` or ``$GATEWAY_KAFKA_ACKS``) and the dotted key
+(``kafka.acks``) so the operator knows what to fix. Values are converted leniently (``"5"`` is 5,
+``"false"`` is false): environment variables are strings. ``yamlconf`` maps problems to YAML lines, the
+same way for the simulator's scenarios.
 """
 
 from __future__ import annotations
@@ -10,89 +15,211 @@ from __future__ import annotations
 import dataclasses
 import os
 import tomllib
-import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
+from typing import Annotated, Any, Literal, Self
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic.dataclasses import dataclass
+
+import yamlconf
+from yamlconf import Loc, between, fail
+
+# Unknown keys are typos; numbers given where text is expected (acks: 1) become text.
+_CONFIG = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+# ``load`` sets this in the validation context: check the host too (files exist), not only the values.
+_ON_HOST = "on_host"
 
 
 class ConfigError(ValueError):
-    """A wrong configuration key or value; the message starts with the dotted key name."""
+    """A wrong configuration key or value; one line per problem: ``WHERE: section.key: what to fix``."""
 
 
-@dataclass
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+def _text(value: object) -> object:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _on_host(info: ValidationInfo) -> bool:
+    return isinstance(info.context, Mapping) and bool(info.context.get(_ON_HOST))
+
+
+Port = Annotated[int, between(0, 65535, "0 = pick a free one")]
+
+
+@dataclass(config=_CONFIG)
 class UdpConfig:
     host: str = "0.0.0.0"
-    port: int = 5000
-    workers: int = 0  # 0 = one per core
-    rcvbuf_bytes: int = 8 * 1024 * 1024
-    max_datagram_bytes: int = 4096
+    port: Port = 5000
+    workers: Annotated[int, between(0, 256, "0 = one per core")] = 0
+    rcvbuf_bytes: Annotated[int, between(4096, None)] = 8 * 1024 * 1024
+    max_datagram_bytes: Annotated[int, between(64, 65507)] = 4096
 
 
-@dataclass
+@dataclass(config=_CONFIG)
 class HttpConfig:
     host: str = "0.0.0.0"
-    port: int = 8080
+    port: Port = 8080
 
 
-@dataclass
+def _bootstrap(value: str) -> str:
+    if not value.strip():
+        fail("empty; give host:port[,host:port...]")
+    for server in value.split(","):
+        host, sep, port = server.strip().rpartition(":")
+        if not sep or not host or not port.isdigit():
+            fail(f"{server.strip()!r} is not host:port")
+    return value
+
+
+def _topic(value: str) -> str:
+    if not value or len(value) > 249 or not all(c.isalnum() or c in "._-" for c in value):
+        fail(f"{value!r} is not a valid Kafka topic name")
+    return value
+
+
+Acks = Literal["all", "1", "0", "-1"]
+Compression = Literal["none", "gzip", "snappy", "lz4", "zstd"]
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+ACKS = typing.get_args(Acks)
+COMPRESSIONS = typing.get_args(Compression)
+SECURITY_PROTOCOLS = typing.get_args(SecurityProtocol)
+SASL_MECHANISMS = typing.get_args(SaslMechanism)
+LOG_LEVELS = typing.get_args(LogLevel)
+
+
+@dataclass(config=_CONFIG)
 class KafkaConfig:
-    bootstrap_servers: str = "localhost:9092"
-    topic: str = "iot_telemetry"
-    acks: str = "all"
-    compression: str = "lz4"
-    batch_size: int = 262144
-    linger_ms: int = 20
-    producers_per_worker: int = 2
+    bootstrap_servers: Annotated[str, AfterValidator(_bootstrap)] = "localhost:9092"
+    topic: Annotated[str, AfterValidator(_topic)] = "iot_telemetry"
+    acks: Annotated[Acks, BeforeValidator(_text)] = "all"
+    compression: Annotated[Compression, BeforeValidator(_lower)] = "lz4"
+    batch_size: Annotated[int, between(1024, None)] = 262144
+    linger_ms: Annotated[int, between(0, 10000)] = 20
+    producers_per_worker: Annotated[int, between(1, 64)] = 2
     max_request_size: int = 4 * 1024 * 1024
-    request_timeout_ms: int = 30000
-    security_protocol: str = "PLAINTEXT"
-    sasl_mechanism: str | None = None
+    request_timeout_ms: Annotated[int, between(1000, None)] = 30000
+    security_protocol: Annotated[SecurityProtocol, BeforeValidator(_upper)] = "PLAINTEXT"
+    sasl_mechanism: Annotated[SaslMechanism | None, BeforeValidator(_upper)] = None
     sasl_username: str | None = None
     sasl_password: str | None = None
     ssl_cafile: str | None = None
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
 
+    @model_validator(mode="after")
+    def _consistent(self, info: ValidationInfo) -> Self:
+        if self.max_request_size < self.batch_size:
+            fail(
+                f"must be at least kafka.batch_size ({self.batch_size}), got {self.max_request_size}",
+                "max_request_size",
+            )
+        if self.security_protocol.startswith("SASL"):
+            if self.sasl_mechanism is None:
+                fail(
+                    f"{self.security_protocol} needs one of {', '.join(SASL_MECHANISMS)}, got None",
+                    "sasl_mechanism",
+                )
+            if not self.sasl_username or not self.sasl_password:
+                fail(
+                    "SASL needs kafka.sasl_username and kafka.sasl_password "
+                    "(pass the password as $GATEWAY_KAFKA_SASL_PASSWORD, not in the file)",
+                    "sasl_username",
+                )
+        elif self.sasl_mechanism is not None:
+            fail(f"set only with a SASL security_protocol, not {self.security_protocol}", "sasl_mechanism")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            fail("give both kafka.ssl_certfile and kafka.ssl_keyfile, or neither", "ssl_certfile")
+        if _on_host(info):
+            for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+                path = getattr(self, name)
+                if path is not None and not Path(path).is_file():
+                    fail(f"{path} is not a readable file", name)
+        return self
 
-@dataclass
+
+@dataclass(config=_CONFIG)
 class DevicesConfig:
     registry: str | None = "/etc/iot-gateway/devices.yml"
     legacy_binary: bool = True
     legacy_json: bool = True
 
+    @model_validator(mode="after")
+    def _registry_exists(self, info: ValidationInfo) -> Self:
+        if _on_host(info) and self.registry is not None and not Path(self.registry).is_file():
+            fail(
+                f"{self.registry} does not exist (generate it with the deploy, or set devices.registry: null "
+                "to accept legacy datagrams only)",
+                "registry",
+            )
+        return self
 
-@dataclass
+
+@dataclass(config=_CONFIG)
 class LimitsConfig:
-    max_inflight_readings: int = 200000  # whole gateway; each worker gets its share
-    busy_retry_after_ms: int = 200
-    auth_fail_per_s: float = 1.0
-    regression_window: int = 65536
-    active_device_window_s: float = 60.0
+    max_inflight_readings: Annotated[int, between(255, None)] = 200000  # whole gateway; each worker its share
+    busy_retry_after_ms: Annotated[int, between(0, 65535)] = 200
+    auth_fail_per_s: Annotated[float, between(0, None, "0 = never answer")] = 1.0
+    regression_window: Annotated[int, between(1, None)] = 65536
+    active_device_window_s: Annotated[float, between(1, None)] = 60.0
 
 
-@dataclass
+@dataclass(config=_CONFIG)
 class StateConfig:
     """Where the per-device high-water marks survive a restart (docs/gateway.md "Replay protection").
 
     ``dir`` null keeps them in memory only (the demo's default); the deployed role sets a systemd
     StateDirectory. A replay after a restart is then answered ``ACK hwm`` instead of produced again.
+    Whether ``dir`` can be created is checked when the gateway starts, not by ``--check``: the deployed
+    StateDirectory exists only once systemd starts the service.
     """
 
     dir: str | None = None
-    fsync_interval_s: float = 1.0  # bounds what a host crash (not a process crash) can forget
-    compact_bytes: int = 16 * 1024 * 1024  # a worker's log beyond this is folded into its snapshot
+    # bounds what a host crash (not a process crash) can forget
+    fsync_interval_s: Annotated[float, between(0, 3600, "0 = never fsync")] = 1.0
+    # a worker's log beyond this is folded into its snapshot
+    compact_bytes: Annotated[int, between(4096, None)] = 16 * 1024 * 1024
+
+    @model_validator(mode="after")
+    def _dir(self, info: ValidationInfo) -> Self:
+        if self.dir is not None and not self.dir.strip():
+            fail("empty; give a writable directory, or null to keep hwm in memory only", "dir")
+        if (
+            _on_host(info)
+            and self.dir is not None
+            and Path(self.dir).exists()
+            and not Path(self.dir).is_dir()
+        ):
+            fail(f"{self.dir} exists and is not a directory", "dir")
+        return self
 
 
-@dataclass
+@dataclass(config=_CONFIG)
 class LogConfig:
-    level: str = "INFO"
+    level: Annotated[LogLevel, BeforeValidator(_upper)] = "INFO"
 
 
-@dataclass
+@dataclass(config=_CONFIG)
 class GatewayConfig:
     udp: UdpConfig = field(default_factory=UdpConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
@@ -105,10 +232,11 @@ class GatewayConfig:
     def effective_workers(self) -> int:
         return self.udp.workers or (os.cpu_count() or 1)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
+_ADAPTER = TypeAdapter(GatewayConfig)
 PILOT_ENV = {
     "KAFKA_BOOTSTRAP": ("kafka", "bootstrap_servers"),
     "KAFKA_TOPIC": ("kafka", "topic"),
@@ -116,231 +244,88 @@ PILOT_ENV = {
     "NUM_WORKERS": ("udp", "workers"),
     "COMPRESSION": ("kafka", "compression"),
 }
-COMPRESSIONS = ("none", "gzip", "snappy", "lz4", "zstd")
-ACKS = ("all", "1", "0", "-1")
-SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# An environment variable cannot be null: these values clear an optional key (GATEWAY_DEVICES_REGISTRY=).
+_ENV_NULL = ("", "null", "none")
 
 
-def _sections() -> dict[str, type]:
-    hints = typing.get_type_hints(GatewayConfig)
-    return {f.name: hints[f.name] for f in dataclasses.fields(GatewayConfig)}
+def read_file(path: str | Path) -> tuple[dict[str, Any], dict[Loc, int]]:
+    """Parse a YAML (.yml/.yaml) or TOML (.toml) file into a mapping of sections and its keys' lines.
 
-
-def _coerce(name: str, kind: object, value: object, from_env: bool) -> object:
-    """Convert ``value`` to the field's type; raise ConfigError naming ``name``."""
-    optional = False
-    if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
-        args = [a for a in typing.get_args(kind) if a is not type(None)]
-        optional, kind = True, args[0]
-    if value is None or (from_env and optional and value in ("", "null", "none")):
-        if optional:
-            return None
-        raise ConfigError(f"{name}: a value is required")
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-            return value.lower() in ("1", "true", "yes", "on")
-        raise ConfigError(f"{name}: expected true or false, got {value!r}")
-    if kind is int:
-        if isinstance(value, bool):
-            raise ConfigError(f"{name}: expected an integer, got {value!r}")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, str):
-            try:
-                return int(value.strip())
-            except ValueError:
-                pass
-        raise ConfigError(f"{name}: expected an integer, got {value!r}")
-    if kind is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value.strip())
-            except ValueError:
-                pass
-        raise ConfigError(f"{name}: expected a number, got {value!r}")
-    if kind is str:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return str(value)  # e.g. acks: 1
-        raise ConfigError(f"{name}: expected a string, got {value!r}")
-    raise ConfigError(f"{name}: unsupported type")  # pragma: no cover - a programming error
-
-
-def _apply(cfg: GatewayConfig, section: str, key: str, value: object, from_env: bool, origin: str) -> None:
-    sections = _sections()
-    if section not in sections:
-        raise ConfigError(f"{section}: unknown section{origin} (known: {', '.join(sections)})")
-    sub = getattr(cfg, section)
-    hints = typing.get_type_hints(type(sub))
-    if key not in hints:
-        known = ", ".join(f.name for f in dataclasses.fields(sub))
-        raise ConfigError(f"{section}.{key}: unknown key{origin} (known in {section}: {known})")
-    setattr(sub, key, _coerce(f"{section}.{key}", hints[key], value, from_env))
-
-
-def read_file(path: str | Path) -> dict:
-    """Parse a YAML (.yml/.yaml) or TOML (.toml) file into a mapping of sections."""
+    TOML carries no line marks through ``tomllib``: its problems name the file and the key only.
+    """
     p = Path(path)
     try:
         text = p.read_bytes()
     except OSError as exc:
         raise ConfigError(f"--config: cannot read {p}: {exc.strerror}") from None
+    lines: dict[Loc, int] = {}
     try:
         if p.suffix == ".toml":
-            data = tomllib.loads(text.decode())
+            data: object = tomllib.loads(text.decode())
         else:
-            data = yaml.safe_load(text)
+            data, lines = yamlconf.compose(text.decode())
     except (tomllib.TOMLDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(
             f"--config: {p} is not valid {'TOML' if p.suffix == '.toml' else 'YAML'}: {exc}"
         ) from None
     if data is None:
-        return {}
+        return {}, lines
     if not isinstance(data, dict):
         raise ConfigError(f"--config: {p} must hold a mapping of sections (udp, http, kafka, ...)")
-    return data
+    return data, lines
 
 
-def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> GatewayConfig:
-    """Defaults <- file <- pilot env vars <- GATEWAY_* env vars; then validate."""
-    env = os.environ if env is None else env
-    cfg = GatewayConfig()
-    data = read_file(path) if path else {}
-    for section, values in data.items():
-        if not isinstance(values, dict):
-            if section in _sections():
-                raise ConfigError(f"{section}: must be a mapping of keys, got {values!r}")
-            raise ConfigError(f"{section}: unknown section (known: {', '.join(_sections())})")
-        for key, value in values.items():
-            _apply(cfg, str(section), str(key), value, False, "")
-    for var, (section, key) in PILOT_ENV.items():
-        if var in env:
-            _apply(cfg, section, key, env[var], True, f" (from ${var})")
+def _optional(section: str, key: str) -> bool:
+    """Whether ``section.key`` may be null (``str | None``); False for unknown keys."""
+    sections = typing.get_type_hints(GatewayConfig)
+    kind = sections.get(section)
+    if not (isinstance(kind, type) and dataclasses.is_dataclass(kind)):
+        return False
+    hint = typing.get_type_hints(kind).get(key)
+    return type(None) in typing.get_args(hint)
+
+
+def _env_overrides(env: Mapping[str, str]) -> list[tuple[str, str, str, str]]:
+    """(section, key, value, variable) for every override in ``env``, in precedence order."""
+    out = [(section, key, env[var], var) for var, (section, key) in PILOT_ENV.items() if var in env]
     for var, value in env.items():
         if not var.startswith("GATEWAY_"):
             continue
-        rest = var[len("GATEWAY_") :].lower()
-        section, _, key = rest.partition("_")
+        section, _, key = var[len("GATEWAY_") :].lower().partition("_")
         if not key:
-            raise ConfigError(f"{var}: expected GATEWAY_<SECTION>_<KEY>, e.g. GATEWAY_UDP_PORT")
-        _apply(cfg, section, key, value, True, f" (from ${var})")
-    validate(cfg)
-    return cfg
+            raise ConfigError(f"${var}: expected GATEWAY_<SECTION>_<KEY>, e.g. GATEWAY_UDP_PORT")
+        out.append((section, key, value, var))
+    return out
 
 
-def from_dict(data: Mapping) -> GatewayConfig:
-    """Rebuild a validated config from :meth:`GatewayConfig.to_dict` (the supervisor hands it to workers)."""
-    cfg = GatewayConfig()
-    for section, values in data.items():
-        for key, value in values.items():
-            _apply(cfg, section, key, value, False, "")
-    return cfg
+def load(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> GatewayConfig:
+    """Defaults <- file <- pilot env vars <- GATEWAY_* env vars; validated in one pass, host checks included."""
+    env = os.environ if env is None else env
+    data, lines = read_file(path) if path else ({}, {})
+    merged: dict[str, Any] = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    origins: dict[Loc, str] = {}
+    for section, key, value, var in _env_overrides(env):
+        target = merged.setdefault(section, {})
+        if not isinstance(target, dict):
+            continue  # the file's section is not a mapping: validation reports it at its line
+        target[key] = None if _optional(section, key) and value.strip().lower() in _ENV_NULL else value
+        origins[(section, key)] = f"${var}"
+    try:
+        return _ADAPTER.validate_python(merged, context={_ON_HOST: True})
+    except ValidationError as exc:
+        found = yamlconf.problems(exc, GatewayConfig, lines)
+        raise ConfigError("\n".join(_line(p, path, lines, origins) for p in found)) from None
 
 
-def _port(name: str, value: int) -> None:
-    if not 0 <= value <= 65535:
-        raise ConfigError(f"{name}: port must be 0..65535 (0 = pick a free one), got {value}")
+def _line(
+    problem: yamlconf.Problem, path: str | Path | None, lines: Mapping[Loc, int], origins: Mapping[Loc, str]
+) -> str:
+    where = origins.get(problem.loc[:2])
+    if where is None and path is not None:
+        where = f"{path}:{problem.line}" if lines and problem.line else str(path)
+    return f"{where}: {problem.path}: {problem.message}" if where else f"{problem.path}: {problem.message}"
 
 
-def _positive(name: str, value: float, minimum: float = 1) -> None:
-    if value < minimum:
-        raise ConfigError(f"{name}: must be at least {minimum}, got {value}")
-
-
-def validate(cfg: GatewayConfig) -> None:
-    _port("udp.port", cfg.udp.port)
-    _port("http.port", cfg.http.port)
-    if cfg.udp.workers < 0 or cfg.udp.workers > 256:
-        raise ConfigError(f"udp.workers: must be 0 (one per core) .. 256, got {cfg.udp.workers}")
-    _positive("udp.rcvbuf_bytes", cfg.udp.rcvbuf_bytes, 4096)
-    if not 64 <= cfg.udp.max_datagram_bytes <= 65507:
-        raise ConfigError(f"udp.max_datagram_bytes: must be 64..65507, got {cfg.udp.max_datagram_bytes}")
-    k = cfg.kafka
-    if not k.bootstrap_servers.strip():
-        raise ConfigError("kafka.bootstrap_servers: empty; give host:port[,host:port...]")
-    for server in k.bootstrap_servers.split(","):
-        host, sep, port = server.strip().rpartition(":")
-        if not sep or not host or not port.isdigit():
-            raise ConfigError(f"kafka.bootstrap_servers: {server.strip()!r} is not host:port")
-    if not k.topic or len(k.topic) > 249 or not all(c.isalnum() or c in "._-" for c in k.topic):
-        raise ConfigError(f"kafka.topic: {k.topic!r} is not a valid Kafka topic name")
-    if k.acks not in ACKS:
-        raise ConfigError(f"kafka.acks: must be one of {', '.join(ACKS)}, got {k.acks!r}")
-    k.compression = k.compression.lower()
-    if k.compression not in COMPRESSIONS:
-        raise ConfigError(
-            f"kafka.compression: must be one of {', '.join(COMPRESSIONS)}, got {k.compression!r}"
-        )
-    _positive("kafka.batch_size", k.batch_size, 1024)
-    if not 0 <= k.linger_ms <= 10000:
-        raise ConfigError(f"kafka.linger_ms: must be 0..10000, got {k.linger_ms}")
-    if not 1 <= k.producers_per_worker <= 64:
-        raise ConfigError(f"kafka.producers_per_worker: must be 1..64, got {k.producers_per_worker}")
-    if k.max_request_size < k.batch_size:
-        raise ConfigError(
-            f"kafka.max_request_size: must be at least kafka.batch_size ({k.batch_size}), got {k.max_request_size}"
-        )
-    _positive("kafka.request_timeout_ms", k.request_timeout_ms, 1000)
-    k.security_protocol = k.security_protocol.upper()
-    if k.security_protocol not in SECURITY_PROTOCOLS:
-        raise ConfigError(
-            f"kafka.security_protocol: must be one of {', '.join(SECURITY_PROTOCOLS)}, got {k.security_protocol!r}"
-        )
-    if k.security_protocol.startswith("SASL"):
-        if k.sasl_mechanism not in SASL_MECHANISMS:
-            raise ConfigError(
-                f"kafka.sasl_mechanism: {k.security_protocol} needs one of {', '.join(SASL_MECHANISMS)}, "
-                f"got {k.sasl_mechanism!r}"
-            )
-        if not k.sasl_username or not k.sasl_password:
-            raise ConfigError(
-                "kafka.sasl_username: SASL needs kafka.sasl_username and kafka.sasl_password "
-                "(pass the password as $GATEWAY_KAFKA_SASL_PASSWORD, not in the file)"
-            )
-    elif k.sasl_mechanism is not None:
-        raise ConfigError(
-            f"kafka.sasl_mechanism: set only with a SASL security_protocol, not {k.security_protocol}"
-        )
-    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
-        path = getattr(k, name)
-        if path is not None and not Path(path).is_file():
-            raise ConfigError(f"kafka.{name}: {path} is not a readable file")
-    if (k.ssl_certfile is None) != (k.ssl_keyfile is None):
-        raise ConfigError(
-            "kafka.ssl_certfile: give both kafka.ssl_certfile and kafka.ssl_keyfile, or neither"
-        )
-    if cfg.devices.registry is not None and not Path(cfg.devices.registry).is_file():
-        raise ConfigError(
-            f"devices.registry: {cfg.devices.registry} does not exist (generate it with the deploy, "
-            "or set devices.registry: null to accept legacy datagrams only)"
-        )
-    lim = cfg.limits
-    _positive("limits.max_inflight_readings", lim.max_inflight_readings, 255)
-    if not 0 <= lim.busy_retry_after_ms <= 65535:
-        raise ConfigError(f"limits.busy_retry_after_ms: must be 0..65535, got {lim.busy_retry_after_ms}")
-    if lim.auth_fail_per_s < 0:
-        raise ConfigError(
-            f"limits.auth_fail_per_s: must be >= 0 (0 = never answer), got {lim.auth_fail_per_s}"
-        )
-    _positive("limits.regression_window", lim.regression_window, 1)
-    _positive("limits.active_device_window_s", lim.active_device_window_s, 1)
-    st = cfg.state
-    if st.dir is not None and not st.dir.strip():
-        raise ConfigError("state.dir: empty; give a writable directory, or null to keep hwm in memory only")
-    if st.dir is not None and Path(st.dir).exists() and not Path(st.dir).is_dir():
-        raise ConfigError(f"state.dir: {st.dir} exists and is not a directory")
-    if not 0 <= st.fsync_interval_s <= 3600:
-        raise ConfigError(
-            f"state.fsync_interval_s: must be 0..3600 (0 = never fsync), got {st.fsync_interval_s}"
-        )
-    _positive("state.compact_bytes", st.compact_bytes, 4096)
-    cfg.log.level = cfg.log.level.upper()
-    if cfg.log.level not in LOG_LEVELS:
-        raise ConfigError(f"log.level: must be one of {', '.join(LOG_LEVELS)}, got {cfg.log.level!r}")
+def from_dict(data: Mapping[str, Any]) -> GatewayConfig:
+    """Rebuild a config from :meth:`GatewayConfig.to_dict` (the supervisor hands it to its workers)."""
+    return _ADAPTER.validate_python(data)

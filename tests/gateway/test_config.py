@@ -77,9 +77,9 @@ def test_environment_overrides_file_and_pilot_variables(tmp_path: Path, registry
     ("text", "env", "key"),
     [
         ("udp: {prot: 1}", {}, "udp.prot: unknown key"),
-        ("udpp: {port: 1}", {}, "udpp: unknown section"),
+        ("udpp: {port: 1}", {}, "udpp: unknown key"),
         ("udp: {port: 70000}", {}, "udp.port:"),
-        ("udp: {port: abc}", {}, "udp.port: expected an integer"),
+        ("udp: {port: abc}", {}, "udp.port: must be an integer"),
         ("kafka: {acks: 2}", {}, "kafka.acks:"),
         ("kafka: {compression: brotli}", {}, "kafka.compression:"),
         ("kafka: {bootstrap_servers: nohostport}", {}, "kafka.bootstrap_servers:"),
@@ -91,9 +91,9 @@ def test_environment_overrides_file_and_pilot_variables(tmp_path: Path, registry
         (
             "",
             {"GATEWAY_KAFKA_BATCHSIZE": "1"},
-            "kafka.batchsize: unknown key (from $GATEWAY_KAFKA_BATCHSIZE)",
+            "$GATEWAY_KAFKA_BATCHSIZE: kafka.batchsize: unknown key",
         ),
-        ("", {"NUM_WORKERS": "many"}, "udp.workers: expected an integer"),
+        ("", {"NUM_WORKERS": "many"}, "$NUM_WORKERS: udp.workers: must be an integer"),
         ("state: {fsync_interval_s: -1}", {}, "state.fsync_interval_s:"),
         ("state: {compact_bytes: 10}", {}, "state.compact_bytes:"),
         ("state: {dir: ''}", {}, "state.dir: empty"),
@@ -166,3 +166,17 @@ def test_state_dir_defaults_to_memory_only_and_is_checked_at_start(tmp_path: Pat
     )
     assert result.returncode == 2
     assert f"gateway: config error: state.dir: cannot create {blocker}/st" in result.stderr
+
+
+def test_every_problem_names_its_nested_key_and_line(tmp_path: Path, registry: Path) -> None:
+    yml = tmp_path / "g.yml"
+    yml.write_text(
+        f"devices: {{registry: {registry}}}\nkafka:\n  topic: t\n  linger_ms: -5\nlog:\n  level: LOUD\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        load(yml, {"GATEWAY_UDP_PORT": "70000"})
+    lines = str(err.value).splitlines()
+    assert f"{yml}:4: kafka.linger_ms: must be in 0..10000, got -5" in lines
+    assert any(line.startswith(f"{yml}:6: log.level: must be one of DEBUG") for line in lines), lines
+    assert any(line.startswith("$GATEWAY_UDP_PORT: udp.port: must be in 0..65535") for line in lines), lines
+    assert len(lines) == 3

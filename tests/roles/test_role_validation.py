@@ -86,7 +86,17 @@ def run_role(tmp_path: Path, role: str, extra: dict) -> subprocess.CompletedProc
     ("role", "extra", "expected"),
     [
         ("gateway", {**GATEWAY_OK, "gateway_udp_port": "five thousand"}, "gateway_udp_port"),
-        ("gateway", {**GATEWAY_OK, "gateway_kafka_acks": "2"}, "gateway_kafka_acks"),
+        (
+            "gateway",
+            {**GATEWAY_OK, "gateway_kafka_acks": "2"},
+            "gateway_kafka_acks is now gateway_config.kafka.acks",
+        ),
+        (
+            "gateway",
+            {**GATEWAY_OK, "gateway_config": {"udp": {"port": 6000}, "kafka": {"linger_ms": 5}}},
+            "gateway_config sets udp.port (gateway_udp_port)",
+        ),
+        ("gateway", {**GATEWAY_OK, "gateway_config": ["linger_ms"]}, "gateway_config"),
         ("gateway", {**GATEWAY_OK, "gateway_http_port": 5000}, "must be distinct ports"),
         ("gateway", {**GATEWAY_OK, "gateway_kafka_bootstrap_servers": ""}, "no usable Kafka bootstrap list"),
         (
@@ -97,10 +107,10 @@ def run_role(tmp_path: Path, role: str, extra: dict) -> subprocess.CompletedProc
         ("gateway", {**GATEWAY_OK, "iot_fleet_master_key": "abc"}, "fleets ['sim-'] need"),
         ("gateway", {**GATEWAY_OK, "gateway_devices": {"esp32-1": "00"}}, "gateway_devices ['esp32-1']"),
         ("gateway", {**GATEWAY_OK, "gateway_wheel": "/nonexistent/x.whl"}, "make dist"),
-        (
+        (  # SASL completeness itself is the gateway's --check (tests/gateway/test_config.py)
             "gateway",
             {**GATEWAY_OK, "gateway_kafka_security_protocol": "SASL_SSL"},
-            "needs gateway_kafka_sasl_mechanism",
+            "gateway_kafka_security_protocol is now gateway_config.kafka.security_protocol",
         ),
         (
             "simulator",

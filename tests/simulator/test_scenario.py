@@ -138,3 +138,14 @@ def test_cli_stops_on_bad_scenario_with_key(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert f"{bad}:4: key 'flush.batchsize': unknown key" in result.stderr
+
+
+def test_every_problem_is_one_line_with_its_nested_key_and_line() -> None:
+    text = FAULTY + "    - action: link-impair\n      delay_ms: 5\n      loss_percent: 140\n"
+    text += "    - {action: partition, at_s: -1}\n"
+    with pytest.raises(ScenarioError) as err:
+        parse(text, "bad.yml")
+    assert str(err.value).splitlines() == [
+        "bad.yml:9: key 'faults.events[0].loss_percent': must be in 0..100, got 140.0",
+        "bad.yml:10: key 'faults.events[1].at_s': must be in 0..3600, got -1.0",
+    ]
