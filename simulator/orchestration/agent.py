@@ -6,6 +6,9 @@
     POST /abort      stop a loaded, armed or running run
     GET  /results    the run's results (counters, samples, phase markers, expected sequences, skew, offset)
 
+The bodies are the pydantic models of simulator/orchestration/api.py (shared with the controller); the
+transport, with the token and size checks, is aiohttp (simulator/orchestration/web.py).
+
 Between hosts the API is TLS only, normally mutual TLS (``--tls-cert``, ``--tls-key``, ``--tls-client-ca``:
 the controller must present a certificate from the inventory's CA, simulator/orchestration/tls.py); plain HTTP is
 refused except on loopback. ``/metrics`` (Prometheus, read-only, no token) then has its own plain port

@@ -191,3 +191,30 @@ def test_agent_refuses_plain_http_off_loopback(tmp_path: Path) -> None:
 
     with pytest.raises(SystemExit, match="plain HTTP"):
         asyncio.run(serve("t" * 20, None, "0.0.0.0", 0))
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/scenario", {**_load_body(), "agent_index": "first"}, "agent_index"),
+        ("/scenario", {k: v for k, v in _load_body().items() if k != "gateway"}, "gateway"),
+    ],
+)
+def test_body_that_does_not_fit_its_model_gets_400_naming_the_field(
+    agent, agent_factory, tls_dir: Path, path: str, body: dict, field: str
+) -> None:
+    """api.py's models check every body: the answer names the field to fix, and nothing changes."""
+    with pytest.raises(web.HttpError) as err:
+        _call(agent, "POST", path, agent_factory.token, _good(tls_dir), body)
+    assert err.value.status == 400
+    assert err.value.body["error"].startswith(f"{field}: "), err.value.body
+    _assert_untouched(agent, agent_factory.token, tls_dir)
+
+
+def test_arm_with_a_bad_t0_gets_400_and_stays_loaded(agent, agent_factory, tls_dir: Path) -> None:
+    ctx, token = _good(tls_dir), agent_factory.token
+    assert _call(agent, "POST", "/scenario", token, ctx, _load_body())["state"] == "loaded"
+    with pytest.raises(web.HttpError) as err:
+        _call(agent, "POST", "/arm", token, ctx, {"t0": "soon"})
+    assert err.value.status == 400 and err.value.body["error"].startswith("t0: "), err.value.body
+    assert _state(agent, token, tls_dir)["state"] == "loaded"
