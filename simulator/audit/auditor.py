@@ -21,6 +21,7 @@ from hdrh.histogram import HdrHistogram
 
 from simulator.audit import gateway_metrics
 from simulator.audit.expectations import Expectation
+from simulator.audit.result import AuditResult
 from simulator.scenario import Slos
 
 LAT_MAX_MS = 3_600_000
@@ -498,7 +499,7 @@ def evaluate(
     audit["flush_timeline_100ms"] = flush_zoom(
         col, flush, flush + drain_s if flush and drain_s is not None else None
     )
-    return audit
+    return AuditResult.model_validate(audit).to_json()  # checks the stable keys' types, keeps the order
 
 
 def drain_time(col: Collected, acc: dict[str, Any], flush: float | None) -> tuple[bool | None, float | None]:
