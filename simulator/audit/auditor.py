@@ -20,6 +20,8 @@ from typing import Any
 from hdrh.histogram import HdrHistogram
 
 from simulator.audit import gateway_metrics
+from simulator.audit.expectations import Expectation
+from simulator.audit.result import AuditResult
 from simulator.scenario import Slos
 
 LAT_MAX_MS = 3_600_000
@@ -210,16 +212,17 @@ def phases_from(agent_results: list[dict]) -> dict[str, float | None]:
 
 def account(col: Collected, agent_results: list[dict]) -> dict[str, Any]:
     """Delivered / missing / duplicates / unexpected against the agents' expected sets."""
-    expected: dict[str, list] = {}
+    expected: dict[str, Expectation] = {}
     for r in agent_results:
         for row in r.get("expected", []):
-            expected[row[0]] = row
+            e = Expectation.from_row(row)
+            expected[e.device] = e
     delivered = missing = duplicates = unexpected = dropped = 0
     buffered_expected = buffered_delivered = 0
     missing_examples: list[str] = []
     duplicate_times_ms: list[int] = []  # when each later copy of a reading landed in Kafka
-    for dev, row in expected.items():
-        _, first, end, out_first, out_end, drops = row
+    for dev, e in expected.items():
+        first, end, out_first, out_end, drops = e.first_seq, e.next_seq, e.outage_first, e.outage_end, e.drops
         dropped_set = {s for a, b in drops for s in range(a, b + 1)}
         dropped += len(dropped_set)
         got = sorted(zip(col.seqs.get(dev, ()), col.stamps.get(dev, ()), strict=True))
@@ -257,7 +260,7 @@ def account(col: Collected, agent_results: list[dict]) -> dict[str, Any]:
             delivered += len(u)
             missing += (u[-1] - u[0] + 1) - len(u)
     return {
-        "expected": sum(r[2] - r[1] for r in expected.values()) - dropped if expected else None,
+        "expected": sum(e.generated for e in expected.values()) - dropped if expected else None,
         "delivered": delivered,
         "missing": missing,
         "duplicates": duplicates,
@@ -496,7 +499,7 @@ def evaluate(
     audit["flush_timeline_100ms"] = flush_zoom(
         col, flush, flush + drain_s if flush and drain_s is not None else None
     )
-    return audit
+    return AuditResult.model_validate(audit).to_json()  # checks the stable keys' types, keeps the order
 
 
 def drain_time(col: Collected, acc: dict[str, Any], flush: float | None) -> tuple[bool | None, float | None]:

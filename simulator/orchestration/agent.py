@@ -6,6 +6,9 @@
     POST /abort      stop a loaded, armed or running run
     GET  /results    the run's results (counters, samples, phase markers, expected sequences, skew, offset)
 
+The bodies are the pydantic models of simulator/orchestration/api.py (shared with the controller); the
+transport, with the token and size checks, is aiohttp (simulator/orchestration/web.py).
+
 Between hosts the API is TLS only, normally mutual TLS (``--tls-cert``, ``--tls-key``, ``--tls-client-ca``:
 the controller must present a certificate from the inventory's CA, simulator/orchestration/tls.py); plain HTTP is
 refused except on loopback. ``/metrics`` (Prometheus, read-only, no token) then has its own plain port
@@ -33,9 +36,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web as aiohttp_web
+from pydantic import ValidationError
+
 from simulator.devices import persist
 from simulator.devices.fleet import Fleet
-from simulator.orchestration import agent_metrics, httpapi
+from simulator.orchestration import agent_metrics, api, web
 from simulator.orchestration.clock import chrony_offset_ms
 from simulator.orchestration.runner import new_plan, run_phases
 from simulator.scenario import Scenario, ScenarioError, parse
@@ -48,7 +54,7 @@ class Agent:
         self.master_key = master_key
         self.store = persist.Store(state_dir) if state_dir is not None else None
         self.run_record: dict[str, Any] = {}  # run.json: what a restarted agent needs to go on
-        self.state = "idle"
+        self.state: api.AgentState = api.AgentState.IDLE
         self.error: str | None = None
         self.scenario: Scenario | None = None
         self.load: dict[str, Any] = {}
@@ -83,25 +89,40 @@ class Agent:
             )
         return out
 
-    async def handle(self, method: str, path: str, body: Any) -> tuple[int, Any]:
-        route = (method, path.split("?", 1)[0])
-        if route == ("GET", "/status"):
-            return 200, self.status()
-        if route == ("POST", "/scenario"):
-            return await self._load(body)
-        if route == ("POST", "/arm"):
-            return self._arm(body)
-        if route == ("POST", "/abort"):
+    def routes(self) -> list[aiohttp_web.RouteDef]:
+        """The control API (module docstring); web.app's middleware has checked the token and size."""
+
+        def answer(result: tuple[int, Any]) -> aiohttp_web.Response:
+            return aiohttp_web.json_response(result[1], status=result[0])
+
+        async def status(_: aiohttp_web.Request) -> aiohttp_web.Response:
+            return answer((200, self.status()))
+
+        async def load(request: aiohttp_web.Request) -> aiohttp_web.Response:
+            return answer(await self._load(await web.read_json(request)))
+
+        async def arm(request: aiohttp_web.Request) -> aiohttp_web.Response:
+            return answer(self._arm(await web.read_json(request)))
+
+        async def abort(_: aiohttp_web.Request) -> aiohttp_web.Response:
             self.abort.set()
-            if self.state in ("loaded", "armed"):
-                self.state = "aborted"
+            if self.state in (api.AgentState.LOADED, api.AgentState.ARMED):
+                self.state = api.AgentState.ABORTED
                 self._save_run(state="aborted")
-            return 200, self.status()
-        if route == ("GET", "/results"):
+            return answer((200, self.status()))
+
+        async def results(_: aiohttp_web.Request) -> aiohttp_web.Response:
             if self.results is None:
-                return 409, {"error": f"no results yet (state {self.state})"}
-            return 200, self.results
-        return 404, {"error": f"no route {method} {path}"}
+                return answer((409, {"error": f"no results yet (state {self.state})"}))
+            return answer((200, self.results))
+
+        return [
+            aiohttp_web.get("/status", status),
+            aiohttp_web.post("/scenario", load),
+            aiohttp_web.post("/arm", arm),
+            aiohttp_web.post("/abort", abort),
+            aiohttp_web.get("/results", results),
+        ]
 
     def _save_run(self, **changes: Any) -> None:
         if self.store is not None:
@@ -116,36 +137,33 @@ class Agent:
             log.error("could not record the failure in %s: %s", self.store.dir if self.store else "-", exc)
 
     async def _load(self, body: Any, fresh: bool = True) -> tuple[int, Any]:
-        if self.state in ("armed", "running"):
+        if self.state in api.ACTIVE:
             return 409, {"error": f"agent is {self.state}; abort first"}
-        if not isinstance(body, dict):
-            return 400, {"error": "body must be a JSON object"}
-        missing = [
-            k for k in ("scenario", "run_id", "agent_index", "agent_count", "gateway") if k not in body
-        ]
-        if missing:
-            return 400, {"error": f"missing keys: {', '.join(missing)}"}
         try:
-            scn = parse(body["scenario"], f"scenario for run {body['run_id']}")
-            host, port = str(body["gateway"]).rsplit(":", 1)
+            req = api.LoadRequest.model_validate(body)
+        except ValidationError as exc:
+            return 400, {"error": api.describe(exc)}
+        try:
+            scn = parse(req.scenario, f"scenario for run {req.run_id}")
+            host, port = req.gateway.rsplit(":", 1)
             if self.fleet is not None:
                 self.fleet.close()
             self.fleet = Fleet(
                 scn,
                 host,
                 int(port),
-                str(body["run_id"]),
+                req.run_id,
                 self.master_key,
-                int(body["agent_index"]),
-                int(body["agent_count"]),
+                req.agent_index,
+                req.agent_count,
                 store=self.store,
             )
             await self.fleet.open()
         except (ScenarioError, ValueError, OSError) as exc:
-            self.state, self.error = "error", str(exc)
+            self.state, self.error = api.AgentState.ERROR, str(exc)
             return 400, {"error": str(exc)}
         self.scenario, self.load = scn, body
-        self.state, self.error, self.results, self.t0 = "loaded", None, None, None
+        self.state, self.error, self.results, self.t0 = api.AgentState.LOADED, None, None, None
         self.abort = asyncio.Event()
         if self.store is not None and fresh:
             self.store.reset()  # a new run: the previous one's state is gone
@@ -154,14 +172,15 @@ class Agent:
         return 200, self.status()
 
     def _arm(self, body: Any) -> tuple[int, Any]:
-        if self.state != "loaded":
+        if self.state != api.AgentState.LOADED:
             return 409, {"error": f"agent is {self.state}; load a scenario first"}
-        if not isinstance(body, dict) or not isinstance(body.get("t0"), int | float):
-            return 400, {"error": 'body must be {"t0": <unix seconds>}'}
-        self.t0 = float(body["t0"])
-        offset = body.get("controller_offset_ms")
-        self.controller_offset_ms = float(offset) if isinstance(offset, int | float) else None
-        self.state = "armed"
+        try:
+            req = api.ArmRequest.model_validate(body)
+        except ValidationError as exc:
+            return 400, {"error": api.describe(exc)}
+        self.t0 = req.t0
+        self.controller_offset_ms = req.controller_offset_ms
+        self.state = api.AgentState.ARMED
         self._save_run(state="armed", t0=self.t0, controller_offset_ms=self.controller_offset_ms)
         self.task = asyncio.create_task(self._run(self.t0))
         return 200, self.status()
@@ -174,9 +193,9 @@ class Agent:
         assert self.store is not None
         self.run_record = run
         state = run.get("state")
-        if state in ("done", "aborted", "error"):
+        if state in api.FINISHED:
             self.results = self.store.read_json(persist.RESULTS)
-            self.state, self.error, self.load = state, run.get("error"), run["load"]
+            self.state, self.error, self.load = api.AgentState(state), run.get("error"), run["load"]
         else:
             status, _ = await self._load(run["load"], fresh=False)
             if status != 200:
@@ -184,16 +203,16 @@ class Agent:
         self.t0 = run.get("t0")
         self.controller_offset_ms = run.get("controller_offset_ms")
         self.start_skew_ms = run.get("start_skew_ms")
-        if state not in ("armed", "running") or self.t0 is None:
+        if state not in api.ACTIVE or self.t0 is None:
             return
         assert self.fleet is not None
         try:
             meta = self.fleet.restore() if self.store.has_snapshot() else None
         except (persist.PersistError, ValueError, KeyError, TypeError) as exc:
-            self.state, self.error = "error", f"cannot resume from {self.store.dir}: {exc}"
+            self.state, self.error = api.AgentState.ERROR, f"cannot resume from {self.store.dir}: {exc}"
             return
         if meta is None and self.t0 > time.time():
-            self.state = "armed"  # it never started and T0 is still ahead: armed again
+            self.state = api.AgentState.ARMED  # it never started and T0 is still ahead: armed again
             self.task = asyncio.create_task(self._run(self.t0))
             return
         if meta is None:  # T0 passed while the agent was down, before the run started
@@ -203,7 +222,7 @@ class Agent:
                 self.start_skew_ms = round((time.time() - self.t0) * 1000, 3)
         else:
             plan = self.fleet.run_state
-        self.state = "running"
+        self.state = api.AgentState.RUNNING
         print(
             f"event=resumed run_id={self.fleet.run_id} buffered={self.fleet.buffered} "
             f"torn_tail={bool(meta and meta['torn_tail'])}",
@@ -230,7 +249,7 @@ class Agent:
                     except TimeoutError:
                         pass
                 if self.abort.is_set():
-                    self.state = "aborted"
+                    self.state = api.AgentState.ABORTED
                     self._save_run(state="aborted")
                     return
                 # fine wait: the last milliseconds without the event loop's timer granularity
@@ -238,7 +257,7 @@ class Agent:
                     await asyncio.sleep(0.0005)
                 self.start_skew_ms = round((time.time() - t0) * 1000, 3)
             skew_ms = self.start_skew_ms
-            self.state = "running"
+            self.state = api.AgentState.RUNNING
             self._save_run(state="running", start_skew_ms=skew_ms)
 
             def on_phase(name: str) -> None:
@@ -255,7 +274,9 @@ class Agent:
             self.results = results
             # a failed run (its devices got no answer from the gateway) is an error: the controller stops
             # every agent and shows why, instead of waiting out the others' max_s
-            self.state = {"aborted": "aborted", "failed": "error"}.get(results["status"], "done")
+            self.state = {"aborted": api.AgentState.ABORTED, "failed": api.AgentState.ERROR}.get(
+                results["status"], api.AgentState.DONE
+            )
             self.error = results.get("failure")
             if self.store is not None:
                 self.store.write_json(persist.RESULTS, results)
@@ -264,10 +285,10 @@ class Agent:
         except persist.StateDirFull as exc:
             # The run fails loudly (the controller stops every agent and shows this); the state dir keeps
             # every reading journaled before, and is not cleaned up.
-            self.state, self.error = "error", str(exc)
+            self.state, self.error = api.AgentState.ERROR, str(exc)
             self._save_run_best_effort(state="error", error=self.error)
         except Exception as exc:  # the API must report it, not die
-            self.state, self.error = "error", f"{type(exc).__name__}: {exc}"
+            self.state, self.error = api.AgentState.ERROR, f"{type(exc).__name__}: {exc}"
             self._save_run_best_effort(state="error", error=self.error)
         finally:
             self.fleet.close()
@@ -303,19 +324,13 @@ async def serve(
     agent = Agent(master_key, state_dir)
     await agent.recover()
     exposition = {"/metrics": lambda: agent_metrics.exposition(agent)}
-    server = await httpapi.serve(
-        token,
-        agent.handle,
-        host,
-        port,
-        open_get=exposition if metrics is None else None,
-        ssl_context=ssl_context,
-    )
-    real_port = server.sockets[0].getsockname()[1]
-    servers = [server]
+    control = web.app(token, open_get=exposition if metrics is None else None)
+    control.add_routes(agent.routes())
+    runner, real_port = await web.start(control, host, port, ssl_context=ssl_context)
+    runners = [runner]
     if metrics is not None:
-        servers.append(await httpapi.serve(None, None, metrics[0], metrics[1], open_get=exposition))
-        mport = servers[1].sockets[0].getsockname()[1]
+        mrunner, mport = await web.start(web.app(None, open_get=exposition), metrics[0], metrics[1])
+        runners.append(mrunner)
         print(f"event=metrics_listening metrics_port={mport}", flush=True)
     print(f"event=listening http_port={real_port} tls={ssl_context is not None}", flush=True)
     stop = asyncio.Event()
@@ -323,7 +338,7 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    if agent.store is not None and agent.state in ("armed", "running"):
+    if agent.store is not None and agent.state in api.ACTIVE:
         agent.suspend()  # the run stays on disk: the next start resumes it
     else:
         agent.abort.set()
@@ -331,7 +346,6 @@ async def serve(
         await asyncio.wait([agent.task], timeout=10)
     if agent.store is not None:
         agent.store.close()
-    for srv in servers:
-        srv.close()
-        await srv.wait_closed()
+    for r in runners:
+        await r.cleanup()
     print("event=stopped", flush=True)

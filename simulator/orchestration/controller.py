@@ -15,14 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from simulator.orchestration import httpapi
+from simulator.orchestration import api, web
 from simulator.orchestration.errors import ControllerError
 from simulator.orchestration.session import effective_config
 from simulator.report import bundle
 from simulator.scenario import Scenario
 
 # What a request to an agent can fail with: an error answer, a refused or cut connection, no answer.
-AGENT_ERRORS = (httpapi.HttpError, OSError, TimeoutError)
+AGENT_ERRORS = (web.HttpError, OSError, TimeoutError)
 
 
 async def _all(agents: list[str], fn: Callable[[int, str], Any]) -> list[Any]:
@@ -43,7 +43,7 @@ async def measure_clock(
     best: dict[str, float] | None = None
     for _ in range(samples):
         sent = time.time()
-        status = await httpapi.request(agent, "GET", "/status", token, wait_s=10, ssl_context=tls)
+        status = await web.request(agent, "GET", "/status", token, wait_s=10, ssl_context=tls)
         received = time.time()
         rtt_ms = (received - sent) * 1000
         sample = {
@@ -65,7 +65,7 @@ async def _poll(
 ) -> dict[str, Any]:
     """One agent's status; an agent that does not answer is "unreachable" until ``limit_s`` runs out."""
     try:
-        status = await httpapi.request(agent, "GET", "/status", token, wait_s=5, ssl_context=tls)
+        status = await web.request(agent, "GET", "/status", token, wait_s=5, ssl_context=tls)
     except AGENT_ERRORS as exc:
         first = silent_since.setdefault(agent, time.time())
         if time.time() - first > limit_s:
@@ -96,7 +96,7 @@ async def run(
     up to ``unreachable_s``; the agent resumes its run from disk when it comes back (docs/faults.md).
     """
     n = len(agents)
-    request = functools.partial(httpapi.request, ssl_context=tls)
+    request = functools.partial(web.request, ssl_context=tls)
     await _all(
         agents,
         lambda i, a: request(
@@ -104,13 +104,9 @@ async def run(
             "POST",
             "/scenario",
             token,
-            {
-                "scenario": scenario_text,
-                "run_id": run_id,
-                "agent_index": i,
-                "agent_count": n,
-                "gateway": gateway,
-            },
+            api.LoadRequest(
+                scenario=scenario_text, run_id=run_id, agent_index=i, agent_count=n, gateway=gateway
+            ).model_dump(),
         ),
     )
     clocks = await _all(agents, lambda i, a: measure_clock(a, token, tls=tls))
@@ -133,7 +129,11 @@ async def run(
     await _all(
         agents,
         lambda i, a: request(
-            a, "POST", "/arm", token, {"t0": t0, "controller_offset_ms": clocks[i]["offset_ms"]}
+            a,
+            "POST",
+            "/arm",
+            token,
+            api.ArmRequest(t0=t0, controller_offset_ms=clocks[i]["offset_ms"]).model_dump(),
         ),
     )
     progress(

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.orchestration import httpapi, tls
+from simulator.orchestration import tls, web
 
 SCENARIO = """\
 name: api-refusals
@@ -59,7 +59,7 @@ def _load_body() -> dict:
 
 
 def _call(agent, method: str, path: str, token: str | None, ctx: ssl.SSLContext | None, body=None):
-    return asyncio.run(httpapi.request(agent.address, method, path, token, body, wait_s=10, ssl_context=ctx))
+    return asyncio.run(web.request(agent.address, method, path, token, body, wait_s=10, ssl_context=ctx))
 
 
 def _state(agent, token: str, tls_dir: Path) -> dict:
@@ -83,7 +83,7 @@ def test_right_certificate_and_token_load_and_arm(agent, agent_factory, tls_dir:
 def test_wrong_token_is_refused_without_side_effect(agent, agent_factory, tls_dir: Path) -> None:
     ctx = _good(tls_dir)
     for token in (None, agent_factory.token[:-1] + "x", agent_factory.token + "x", ""):
-        with pytest.raises(httpapi.HttpError) as err:
+        with pytest.raises(web.HttpError) as err:
             _call(agent, "POST", "/scenario", token, ctx, _load_body())
         assert err.value.status == 401
     _assert_untouched(agent, agent_factory.token, tls_dir)
@@ -136,7 +136,7 @@ def test_client_without_a_valid_client_certificate_is_refused(
         ctx.load_cert_chain(str(tls_dir / "agent-local.pem"), str(tls_dir / "agent-local.key"))
     # TLS 1.3 completes the client's side of the handshake before the server checks the certificate:
     # the refusal shows as an alert (SSLError) or a closed connection on the first read
-    with pytest.raises((ssl.SSLError, ConnectionError, httpapi.HttpError, IndexError, ValueError)):
+    with pytest.raises((ssl.SSLError, ConnectionError, web.HttpError, IndexError, ValueError)):
         _call(agent, "POST", "/scenario", agent_factory.token, ctx, _load_body())
     _assert_untouched(agent, agent_factory.token, tls_dir)
 
@@ -145,7 +145,7 @@ def test_oversized_body_gets_413_before_it_is_read(agent, agent_factory, tls_dir
     """A declared body over MAX_BODY is answered 413 at once: the agent does not wait for it."""
     host, port = agent.address.rsplit(":", 1)
     head = (
-        f"POST /scenario HTTP/1.1\r\nHost: {agent.address}\r\nContent-Length: {httpapi.MAX_BODY + 1}\r\n"
+        f"POST /scenario HTTP/1.1\r\nHost: {agent.address}\r\nContent-Length: {web.MAX_BODY + 1}\r\n"
         f"Authorization: Bearer {agent_factory.token}\r\nConnection: close\r\n\r\n"
     )
     ctx = _good(tls_dir)
@@ -164,7 +164,7 @@ def test_largest_real_request_fits_the_limit() -> None:
     root = Path(__file__).resolve().parents[2] / "scenarios"
     biggest = max(len(p.read_text()) for p in root.rglob("*.yml"))
     body = json.dumps({**_load_body(), "scenario": "x" * biggest}).encode()
-    assert len(body) * 10 < httpapi.MAX_BODY
+    assert len(body) * 10 < web.MAX_BODY
 
 
 def test_metrics_stay_open_on_their_own_plain_port(agent, agent_factory, tls_dir: Path) -> None:
@@ -191,3 +191,30 @@ def test_agent_refuses_plain_http_off_loopback(tmp_path: Path) -> None:
 
     with pytest.raises(SystemExit, match="plain HTTP"):
         asyncio.run(serve("t" * 20, None, "0.0.0.0", 0))
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/scenario", {**_load_body(), "agent_index": "first"}, "agent_index"),
+        ("/scenario", {k: v for k, v in _load_body().items() if k != "gateway"}, "gateway"),
+    ],
+)
+def test_body_that_does_not_fit_its_model_gets_400_naming_the_field(
+    agent, agent_factory, tls_dir: Path, path: str, body: dict, field: str
+) -> None:
+    """api.py's models check every body: the answer names the field to fix, and nothing changes."""
+    with pytest.raises(web.HttpError) as err:
+        _call(agent, "POST", path, agent_factory.token, _good(tls_dir), body)
+    assert err.value.status == 400
+    assert err.value.body["error"].startswith(f"{field}: "), err.value.body
+    _assert_untouched(agent, agent_factory.token, tls_dir)
+
+
+def test_arm_with_a_bad_t0_gets_400_and_stays_loaded(agent, agent_factory, tls_dir: Path) -> None:
+    ctx, token = _good(tls_dir), agent_factory.token
+    assert _call(agent, "POST", "/scenario", token, ctx, _load_body())["state"] == "loaded"
+    with pytest.raises(web.HttpError) as err:
+        _call(agent, "POST", "/arm", token, ctx, {"t0": "soon"})
+    assert err.value.status == 400 and err.value.body["error"].startswith("t0: "), err.value.body
+    assert _state(agent, token, tls_dir)["state"] == "loaded"

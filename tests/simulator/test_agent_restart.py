@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from simulator.devices import persist
 from simulator.devices.fleet import Device
-from simulator.orchestration import httpapi
+from simulator.orchestration import web
 from simulator.orchestration.runner import new_run_id
 from simulator.orchestration.session import audit_bundle
 from simulator.report import bundle
@@ -210,7 +210,7 @@ final_drain_s: 30
 
 
 async def _status(address: str, token: str) -> dict:
-    return await httpapi.request(address, "GET", "/status", token, wait_s=5)
+    return await web.request(address, "GET", "/status", token, wait_s=5)
 
 
 @pytest.mark.broker
@@ -232,8 +232,8 @@ def test_agent_killed_mid_flush_resumes_from_disk_and_loses_nothing(
             "agent_count": 1,
             "gateway": f"127.0.0.1:{gw.udp_port}",
         }
-        await httpapi.request(agent.address, "POST", "/scenario", token, load)
-        await httpapi.request(agent.address, "POST", "/arm", token, {"t0": round(time.time() + 1.0, 3)})
+        await web.request(agent.address, "POST", "/scenario", token, load)
+        await web.request(agent.address, "POST", "/arm", token, {"t0": round(time.time() + 1.0, 3)})
         deadline = time.monotonic() + 30
         while (await _status(agent.address, token)).get("phase") != "recovery":
             assert time.monotonic() < deadline, "the run never reached its recovery phase"
@@ -248,7 +248,7 @@ def test_agent_killed_mid_flush_resumes_from_disk_and_loses_nothing(
             assert time.monotonic() < deadline, status
             await asyncio.sleep(0.5)
         assert status["state"] == "done", status
-        return before, await httpapi.request(again.address, "GET", "/results", token)
+        return before, await web.request(again.address, "GET", "/results", token)
 
     before, res = asyncio.run(go())
     assert before["state"] == "running" and before["buffered"] > 300, (
@@ -281,7 +281,7 @@ def test_agent_state_dir_rearms_resumes_after_sigterm_and_keeps_results(
     load = {"scenario": text, "run_id": "r1", "agent_index": 0, "agent_count": 1, "gateway": "127.0.0.1:9"}
 
     async def call(a, method: str, path: str, body: dict | None = None):
-        return await httpapi.request(a.address, method, path, token, body, wait_s=10)
+        return await web.request(a.address, method, path, token, body, wait_s=10)
 
     async def go() -> None:
         nonlocal agent

@@ -21,7 +21,7 @@ import pytest
 
 from simulator.devices import persist
 from simulator.devices.fleet import Device
-from simulator.orchestration import httpapi
+from simulator.orchestration import web
 
 SCENARIO = """\
 name: disk-full
@@ -74,7 +74,7 @@ def test_a_full_state_dir_fails_the_run_loudly_and_keeps_what_was_journaled(
     }
 
     async def call(method: str, path: str, body: dict | None = None):
-        return await httpapi.request(agent.address, method, path, token, body, wait_s=10)
+        return await web.request(agent.address, method, path, token, body, wait_s=10)
 
     async def go() -> tuple[dict, float]:
         await call("POST", "/scenario", load)

@@ -14,7 +14,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from simulator.devices.fleet import Fleet
-from simulator.orchestration import controller, httpapi
+from simulator.orchestration import controller, web
 from simulator.orchestration.runner import new_run_id, run_phases
 from simulator.orchestration.session import audit_bundle, run_local
 from simulator.scenario import load, parse
@@ -123,10 +123,10 @@ def test_agent_refuses_requests_without_the_token(agent_factory) -> None:
     async def go() -> None:
         for token in (None, "wrong-token-0123456789"):
             for method, path, body in (("GET", "/status", None), ("POST", "/arm", {"t0": time.time()})):
-                with pytest.raises(httpapi.HttpError) as err:
-                    await httpapi.request(agent.address, method, path, token, body)
+                with pytest.raises(web.HttpError) as err:
+                    await web.request(agent.address, method, path, token, body)
                 assert err.value.status == 401
-        status = await httpapi.request(agent.address, "GET", "/status", agent_factory.token)
+        status = await web.request(agent.address, "GET", "/status", agent_factory.token)
         assert status["state"] == "idle"
 
     asyncio.run(go())
