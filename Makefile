@@ -28,7 +28,7 @@ $(SETUP_STAMP): requirements.lock pyproject.toml scripts/setup.sh
 lock: ## Re-resolve requirements.in into requirements.lock (needs registry access)
 	./scripts/lock.sh
 
-lint: $(SETUP_STAMP) ## Lint everything: ruff, yamllint, ansible-lint (production), shellcheck
+lint: $(SETUP_STAMP) ## Lint everything: ruff, mypy (strict on gateway/ibp), yamllint, ansible-lint (production), shellcheck
 	./scripts/lint.sh
 
 test-python: $(SETUP_STAMP) broker-jars ## Run the Python test suites (unit and integration, real broker); tests/terraform runs under terraform-test

@@ -9,6 +9,10 @@ a well-behaved device (stop-and-wait) has at most one in flight, so these lists 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+Addr = tuple[Any, ...]
+"""A UDP peer address as asyncio gives it: ``(host, port)`` for IPv4, ``(host, port, flow, scope)`` for IPv6."""
 
 
 @dataclass(slots=True, eq=False)
@@ -20,7 +24,7 @@ class DeviceState:
     hwm: int | None = None
     inflight: list[tuple[int, int]] = field(default_factory=list)
     done: list[tuple[int, int]] = field(default_factory=list)
-    addr: tuple | None = None
+    addr: Addr | None = None
     last_seen: float = 0.0
     registry_gen: int = 0  # the registry generation its key was checked against
 

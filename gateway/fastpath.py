@@ -11,6 +11,8 @@ from __future__ import annotations
 import hmac
 import json
 import struct
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from ibp.protocol import MAGIC, MAX_ID_LEN, MAX_SEQ, TAG_LEN, VERSION, ProtocolError
 
@@ -115,7 +117,8 @@ def _reject_constant(name: str) -> None:
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
-_SCAN = _DECODER.scan_once  # the C scanner: one call, no wrapper layers
+# the C scanner: one call, no wrapper layers (an instance attribute that typeshed does not declare)
+_SCAN: Callable[[str, int], tuple[Any, int]] = vars(_DECODER)["scan_once"]
 _JSON_SPACE = " \t\n\r"
 
 
@@ -133,7 +136,7 @@ def payload_is_object(payload: bytes) -> bool:
     return type(value) is dict and (end == len(text) or not text[end:].strip(_JSON_SPACE))
 
 
-def payloads_ok(readings: list[tuple[int, bytes]]) -> bool:
+def payloads_ok(readings: Sequence[tuple[int, bytes]]) -> bool:
     """True when every reading's payload is a JSON object."""
     return all(payload_is_object(payload) for _, payload in readings)
 
@@ -142,7 +145,7 @@ VALUE = b'{"device_id":%b,"seq":%d,"device_ts_ms":%d,"gateway_ts_ms":%d,"proto":
 
 
 def build_records(
-    readings: list[tuple[int, bytes]],
+    readings: Sequence[tuple[int, bytes]],
     id_json: bytes,
     first: int,
     now_ms: int,

@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from gateway import fastpath, hotpath
-from gateway.devices import DeviceState
+from gateway.devices import Addr, DeviceState
 from gateway.hwmstore import HwmStore
 from gateway.kafka_out import Job, KafkaOut
 from gateway.logs import log_event
@@ -24,6 +26,9 @@ from ibp import protocol
 from ibp.protocol import ProtocolError
 
 _VALUE = fastpath.VALUE
+
+SendFn = Callable[[bytes, Addr], None]
+"""How the handler answers a device: the worker's ``transport.sendto`` (tests pass a list's append)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -39,7 +44,7 @@ class DatagramHandler:
         registry: KeyRegistry,
         kafka: KafkaOut,
         metrics: WorkerMetrics,
-        send: object,
+        send: SendFn,
         max_datagram_bytes: int,
         max_inflight: int,
         busy_retry_after_ms: int,
@@ -54,7 +59,7 @@ class DatagramHandler:
         self.registry_gen = 0  # bumped by reload_registry; a device of an older generation is re-checked
         self.kafka = kafka
         self.m = metrics
-        self.send = send  # send(datagram: bytes, addr) -> None
+        self.send = send
         self.max_datagram_bytes = max_datagram_bytes
         self.max_inflight = max_inflight
         self.busy_retry_after_ms = busy_retry_after_ms
@@ -75,7 +80,7 @@ class DatagramHandler:
 
     # ------------------------------------------------------------ entry point
 
-    def handle(self, data: bytes, addr: tuple) -> None:
+    def handle(self, data: bytes, addr: Addr) -> None:
         if not self.accepting:
             return
         if len(data) > self.max_datagram_bytes:
@@ -109,7 +114,7 @@ class DatagramHandler:
 
     # ------------------------------------------------------------ IBP/1
 
-    def _handle_ibp(self, data: bytes, addr: tuple) -> None:
+    def _handle_ibp(self, data: bytes, addr: Addr) -> None:
         received_at = time.monotonic()
         raw_id, first, readings, tag_at = hotpath.parse_data_raw(data)
         device = self.devices.get(raw_id)
@@ -190,7 +195,7 @@ class DatagramHandler:
         self.registry = registry
         self.registry_gen += 1
 
-    def _auth_failed(self, addr: tuple) -> None:
+    def _auth_failed(self, addr: Addr) -> None:
         m = self.m
         m.datagrams["auth_failed"].inc()
         if self.auth_fail_interval is None:
@@ -240,7 +245,9 @@ class DatagramHandler:
 
     # ------------------------------------------------------------ Kafka
 
-    def _submit(self, key: bytes, records: list, received_at: float, pending: _Pending | None) -> None:
+    def _submit(
+        self, key: bytes, records: list[tuple[bytes, int]], received_at: float, pending: _Pending | None
+    ) -> None:
         n = len(records)
         self.inflight += n
         self.m.inflight.inc(n)
@@ -251,7 +258,7 @@ class DatagramHandler:
         self.inflight -= job.count
         m = self.m
         m.inflight.dec(job.count)
-        pending = job.context
+        pending = cast("_Pending | None", job.context)  # set by _submit: a _Pending or None
         if ok:
             m.produced.inc(job.count)
             if pending is not None:
@@ -276,7 +283,7 @@ class DatagramHandler:
         its restart. A failed write still acks (the readings are in Kafka); it only loses the replay
         protection of those marks, counted and logged.
         """
-        if self._lines_due:
+        if self._lines_due and self.store is not None:  # lines are only queued when there is a store
             lines, self._lines_due = self._lines_due, []
             try:
                 self.store.append(lines)

@@ -13,32 +13,56 @@ back only to the same implementation), ``check_device_id``, ``verify``, ``payloa
 
 from __future__ import annotations
 
+import importlib
 import os
+from collections.abc import Sequence
+from typing import Protocol, cast
 
 from gateway import fastpath
 
 NATIVE_API = 1  # must equal ibp_native.API (gateway/native/src/lib.rs): a stale build is not used
 ENV = "IBP_NATIVE"
 
+Readings = Sequence[tuple[int, bytes]]
+"""``(timestamp_ms, payload)`` per reading: a list in Python, an ``ibp_native.Readings`` natively."""
 
-def _load():
+
+class Codec(Protocol):
+    """What both implementations provide; mypy checks :mod:`gateway.fastpath` against it, and the native
+    module is held to it by tests/gateway/test_fastpath.py (it is compiled: mypy cannot read it)."""
+
+    def parse_data_raw(self, datagram: bytes) -> tuple[bytes, int, Readings, int]: ...
+    def verify(self, key: bytes, datagram: bytes, tag_offset: int) -> bool: ...
+    def payloads_ok(self, readings: Readings) -> bool: ...
+    def build_records(
+        self,
+        readings: Readings,
+        id_json: bytes,
+        first: int,
+        now_ms: int,
+        ranges: list[tuple[int, int]] | None = None,
+    ) -> list[tuple[bytes, int]]: ...
+    def encode_ack(self, raw_id: bytes, key: bytes, ack_seq: int) -> bytes: ...
+    def encode_busy(self, raw_id: bytes, key: bytes, retry_after_ms: int) -> bytes: ...
+    def payload_is_object(self, payload: bytes) -> bool: ...
+
+
+def _load() -> tuple[Codec | None, str]:
     if os.environ.get(ENV, "1").strip().lower() in ("0", "false", "no", "off"):
         return None, f"{ENV}=0"
     try:
-        import ibp_native
+        native = importlib.import_module("ibp_native")
     except ImportError as exc:
         return None, f"ibp_native not built ({exc}); make setup builds it when cargo is installed"
-    if getattr(ibp_native, "API", None) != NATIVE_API:
-        return (
-            None,
-            f"ibp_native API {getattr(ibp_native, 'API', None)} != {NATIVE_API}: rebuild with make setup",
-        )
-    return ibp_native, "ibp_native imported"
+    api = getattr(native, "API", None)
+    if api != NATIVE_API:
+        return None, f"ibp_native API {api} != {NATIVE_API}: rebuild with make setup"
+    return cast(Codec, native), "ibp_native imported"
 
 
 _native, WHY = _load()
 IMPL = "native" if _native is not None else "python"
-_impl = _native if _native is not None else fastpath
+_impl: Codec = _native if _native is not None else fastpath
 
 parse_data_raw = _impl.parse_data_raw
 verify = _impl.verify

@@ -23,7 +23,8 @@ class HttpServer:
 
     async def start(self, host: str, port: int) -> int:
         self.server = await asyncio.start_server(self._serve, host, port, limit=16384)
-        return self.server.sockets[0].getsockname()[1]
+        bound: int = self.server.sockets[0].getsockname()[1]
+        return bound
 
     async def stop(self) -> None:
         if self.server is not None:

@@ -92,7 +92,7 @@ class HwmStore:
         self._fd: int | None = None
         self.log_bytes = 0
         self._dirty = False  # appended since the last fdatasync
-        self._compacting: asyncio.Task | None = None
+        self._compacting: asyncio.Task[None] | None = None
 
     def load(self) -> dict[bytes, int]:
         """Every worker's snapshot and logs merged (highest mark per device); opens this worker's log."""
@@ -118,6 +118,8 @@ class HwmStore:
         Raises OSError (disk full, state dir gone); the handler still acks, because the readings are in
         Kafka either way, and counts the failure: only the replay protection of those marks is lost.
         """
+        if self._fd is None:
+            raise OSError(f"{self.log_path}: not open (load() opens it)")
         data = b"".join(lines)
         _write_all(self._fd, data)
         self.log_bytes += len(data)
@@ -146,9 +148,10 @@ class HwmStore:
             except OSError as exc:
                 log_event("state_sync_failed", logging.ERROR, dir=str(self.dir), error=str(exc))
 
-    def start_compaction(self, marks: dict[bytes, int]) -> asyncio.Task:
+    def start_compaction(self, marks: dict[bytes, int]) -> asyncio.Task[None]:
         """Rotate the log now (on the loop, so no append is lost), write the snapshot in a thread."""
-        os.close(self._fd)
+        if self._fd is not None:
+            os.close(self._fd)
         os.replace(self.log_path, self.old_path)
         self._fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self.log_bytes = 0

@@ -23,6 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.helpers import create_ssl_context
@@ -46,7 +47,7 @@ class Job:
 
 @dataclass(slots=True, eq=False)
 class _OpenBatch:
-    builder: object
+    builder: Any  # aiokafka's BatchBuilder (aiokafka ships no type information)
     jobs: list[Job] = field(default_factory=list)
     records: int = 0
     timer: asyncio.TimerHandle | None = None
@@ -60,16 +61,19 @@ def _acks(value: str) -> int | str:
 def _ssl_context(cfg: KafkaConfig) -> ssl.SSLContext | None:
     if cfg.security_protocol not in ("SSL", "SASL_SSL"):
         return None
-    return create_ssl_context(cafile=cfg.ssl_cafile, certfile=cfg.ssl_certfile, keyfile=cfg.ssl_keyfile)
+    context: ssl.SSLContext = create_ssl_context(
+        cafile=cfg.ssl_cafile, certfile=cfg.ssl_certfile, keyfile=cfg.ssl_keyfile
+    )
+    return context
 
 
-def producer_kwargs(cfg: KafkaConfig, client_id: str, linger_ms: int | None = None) -> dict:
+def producer_kwargs(cfg: KafkaConfig, client_id: str, linger_ms: int | None = None) -> dict[str, Any]:
     """AIOKafkaProducer arguments for this config (also used by the bench's bare producer).
 
     KafkaOut passes ``linger_ms=0``: it lingers itself while filling a batch, and a sealed batch should
     leave at once (aiokafka would otherwise wait ``linger_ms`` again and re-check every queued batch).
     """
-    kwargs: dict = {
+    kwargs: dict[str, Any] = {
         "bootstrap_servers": cfg.bootstrap_servers,
         "client_id": client_id,
         "acks": _acks(cfg.acks),
@@ -111,12 +115,12 @@ class KafkaOut:
         self._busy: dict[int, set[int]] = {}  # partition -> producers with a batch of it in flight
         self._rr: dict[int, int] = {}
         self._flushing = False
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._linger = cfg.linger_ms / 1000.0
         self._on_batch = on_batch  # (records, seconds, ok) for metrics
         # called once after every batch's jobs are done, so their answers can leave together (handler.settle)
         self.on_settled: Callable[[], None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop: asyncio.AbstractEventLoop  # set by start(): batches are only made once started
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -212,9 +216,10 @@ class KafkaOut:
                     return
                 batch = full.popleft()
             else:
-                batch = self._open.get(partition)
-                if batch is None or not (batch.lingered or self._flushing) or not batch.records:
+                lingering = self._open.get(partition)
+                if lingering is None or not (lingering.lingered or self._flushing) or not lingering.records:
                     return
+                batch = lingering
                 index = self._free_producer(partition)
                 if index is None:
                     return

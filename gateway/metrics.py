@@ -26,7 +26,9 @@ class LocalCounter:
     __slots__ = ("flushed", "metric", "value")
 
     def __init__(self, metric: Counter) -> None:
-        self.metric, self.value, self.flushed = metric, 0, 0
+        self.metric = metric
+        self.value: float = 0
+        self.flushed: float = 0
 
     def inc(self, amount: float = 1) -> None:
         self.value += amount
@@ -38,8 +40,16 @@ class LocalCounter:
             self.flushed = self.value
 
 
-class LocalGauge(LocalCounter):
-    __slots__ = ()
+class LocalGauge:
+    __slots__ = ("flushed", "metric", "value")
+
+    def __init__(self, metric: Gauge) -> None:
+        self.metric = metric
+        self.value: float = 0
+        self.flushed: float = 0
+
+    def inc(self, amount: float = 1) -> None:
+        self.value += amount
 
     def dec(self, amount: float = 1) -> None:
         self.value -= amount
@@ -95,6 +105,7 @@ INVALID_REASONS = (
 )
 LATENCY_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 300, 500, 750, 1000, 2000, 5000, 10000, 30000)
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 255)
+KAFKA_BATCH_BUCKETS = (1, 10, 100, 500, 1000, 2000, 5000, 10000, 20000)
 
 
 @dataclass(frozen=True)
@@ -127,64 +138,52 @@ class WorkerMetrics:
                 local.flush()
 
 
+def _counter(name: str, doc: str) -> LocalCounter:
+    return LocalCounter(Counter(name, doc))
+
+
+def _gauge(name: str, doc: str) -> LocalGauge:
+    return LocalGauge(Gauge(name, doc, multiprocess_mode="livesum"))
+
+
+def _histogram(name: str, doc: str, buckets: tuple[float, ...]) -> LocalHistogram:
+    return LocalHistogram(Histogram(name, doc, buckets=buckets))
+
+
 def create() -> WorkerMetrics:
     datagrams = Counter("iot_datagrams", "UDP datagrams by result", ["result"])
     invalid = Counter("iot_invalid_datagrams", "Rejected datagrams by reason", ["reason"])
     reloads = Counter("iot_registry_reloads", "Key registry reloads by a worker (SIGHUP)", ["result"])
-    return _wrap(
-        received=Counter("iot_messages_received", "Readings received in authenticated or legacy datagrams"),
-        produced=Counter("iot_messages_produced", "Readings acknowledged by Kafka"),
-        produce_errors=Counter("iot_produce_errors", "Readings whose Kafka produce failed (not acked)"),
-        active_devices=Gauge(
-            "iot_active_devices", "Devices heard from within the active window", multiprocess_mode="livesum"
-        ),
-        produce_latency=Histogram(
-            "iot_produce_latency_ms",
-            "Kafka batch produce latency in milliseconds",
-            buckets=LATENCY_BUCKETS_MS,
+    return WorkerMetrics(
+        received=_counter("iot_messages_received", "Readings received in authenticated or legacy datagrams"),
+        produced=_counter("iot_messages_produced", "Readings acknowledged by Kafka"),
+        produce_errors=_counter("iot_produce_errors", "Readings whose Kafka produce failed (not acked)"),
+        active_devices=_gauge("iot_active_devices", "Devices heard from within the active window"),
+        produce_latency=_histogram(
+            "iot_produce_latency_ms", "Kafka batch produce latency in milliseconds", LATENCY_BUCKETS_MS
         ),
         datagrams={r: LocalCounter(datagrams.labels(result=r)) for r in DATAGRAM_RESULTS},
         invalid={r: LocalCounter(invalid.labels(reason=r)) for r in INVALID_REASONS},
-        acks_sent=Counter("iot_acks_sent", "ACK datagrams sent"),
-        busy_sent=Counter("iot_busy_sent", "BUSY datagrams sent"),
-        auth_fail_sent=Counter("iot_auth_fail_sent", "AUTH_FAIL datagrams sent"),
-        auth_fail_suppressed=Counter(
+        acks_sent=_counter("iot_acks_sent", "ACK datagrams sent"),
+        busy_sent=_counter("iot_busy_sent", "BUSY datagrams sent"),
+        auth_fail_sent=_counter("iot_auth_fail_sent", "AUTH_FAIL datagrams sent"),
+        auth_fail_suppressed=_counter(
             "iot_auth_fail_suppressed", "AUTH_FAIL answers withheld by the per-address rate limit"
         ),
-        inflight=Gauge(
-            "iot_inflight_readings", "Readings handed to Kafka, not yet acked", multiprocess_mode="livesum"
+        inflight=_gauge("iot_inflight_readings", "Readings handed to Kafka, not yet acked"),
+        batch_readings=_histogram("iot_batch_readings", "Readings per IBP/1 DATA datagram", BATCH_BUCKETS),
+        kafka_batch_records=_histogram(
+            "iot_kafka_batch_records", "Records per Kafka produce batch", KAFKA_BATCH_BUCKETS
         ),
-        batch_readings=Histogram(
-            "iot_batch_readings", "Readings per IBP/1 DATA datagram", buckets=BATCH_BUCKETS
+        ack_latency=_histogram(
+            "iot_ack_latency_ms", "Datagram received to ACK sent, milliseconds", LATENCY_BUCKETS_MS
         ),
-        kafka_batch_records=Histogram(
-            "iot_kafka_batch_records",
-            "Records per Kafka produce batch",
-            buckets=(1, 10, 100, 500, 1000, 2000, 5000, 10000, 20000),
-        ),
-        ack_latency=Histogram(
-            "iot_ack_latency_ms", "Datagram received to ACK sent, milliseconds", buckets=LATENCY_BUCKETS_MS
-        ),
-        duplicates=Counter(
+        duplicates=_counter(
             "iot_duplicate_readings", "Readings already committed or in flight (not produced again)"
         ),
-        gaps=Counter("iot_sequence_gaps", "Datagrams that skipped ahead of the device's high-water mark"),
+        gaps=_counter("iot_sequence_gaps", "Datagrams that skipped ahead of the device's high-water mark"),
         registry_reloads={r: LocalCounter(reloads.labels(result=r)) for r in ("ok", "failed")},
-        state_write_errors=Counter(
+        state_write_errors=_counter(
             "iot_state_write_errors", "Failed appends of high-water marks to state.dir (acked anyway)"
         ),
     )
-
-
-def _wrap(**metrics: object) -> WorkerMetrics:
-    wrapped: dict[str, object] = {}
-    for name, metric in metrics.items():
-        if isinstance(metric, dict):
-            wrapped[name] = metric
-        elif isinstance(metric, Histogram):
-            wrapped[name] = LocalHistogram(metric)
-        elif isinstance(metric, Gauge):
-            wrapped[name] = LocalGauge(metric)
-        else:
-            wrapped[name] = LocalCounter(metric)
-    return WorkerMetrics(**wrapped)

@@ -25,11 +25,12 @@ import signal
 import socket
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client import multiprocess as prom_mp
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from gateway import hotpath, udpstats
@@ -80,7 +81,7 @@ class _Collector:
     def __init__(self, sup: Supervisor) -> None:
         self.sup = sup
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         yield CounterMetricFamily(
             "iot_udp_receive_buffer_errors",
             "Datagrams the kernel dropped on the gateway's sockets (receive buffer full), /proc/net/udp drops",
@@ -209,16 +210,19 @@ class Supervisor:
 
     # ------------------------------------------------------------ key registry
 
-    def _install_registry(self) -> tuple[int, int]:
-        """Validate the configured registry file and copy it for the workers; RegistryError if bad."""
+    def _install_registry(self, copy: Path) -> tuple[int, int]:
+        """Validate the configured registry file and copy it to ``copy`` for the workers; RegistryError if
+        bad."""
         source = self.cfg.devices.registry
+        if source is None:
+            raise RegistryError("devices.registry is null: there is no registry to install")
         text = read_registry_text(source)
         registry = parse_registry(text, source)
-        tmp = self.registry_copy.with_name("devices.yml.tmp")
+        tmp = copy.with_name("devices.yml.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(text)
-        os.replace(tmp, self.registry_copy)
+        os.replace(tmp, copy)
         return len(registry.devices), len(registry.fleets)
 
     def _reload(self) -> None:
@@ -228,7 +232,7 @@ class Supervisor:
             log_event("registry_reload_skipped", logging.WARNING, reason="devices.registry is null")
             return
         try:
-            devices, fleets = self._install_registry()
+            devices, fleets = self._install_registry(self.registry_copy)
         except RegistryError as exc:
             self.reloads_rejected += 1
             log_event(
@@ -256,7 +260,8 @@ class Supervisor:
         self.run_dir = tempfile.mkdtemp(prefix="iot-gateway-run-")  # 0700: holds the key registry copy
         if self.cfg.devices.registry is not None:
             self.registry_copy = Path(self.run_dir) / "devices.yml"
-            self._install_registry()  # validated by __main__ already; a failure here is a real error
+            # validated by __main__ already; a failure here is a real error
+            self._install_registry(self.registry_copy)
         loop.add_signal_handler(signal.SIGHUP, self._reload)
         socks = bind_udp_sockets(self.cfg, self.workers)
         self.udp_port = socks[0].getsockname()[1]
@@ -264,7 +269,7 @@ class Supervisor:
         status_r, status_w = os.pipe()
         os.set_blocking(status_r, False)
         loop.add_reader(status_r, self._on_status, status_r)
-        tasks: list[asyncio.Task] = []
+        tasks: list[asyncio.Task[None]] = []
         try:
             self.http_port = await http.start(self.cfg.http.host, self.cfg.http.port)
             log_event(

@@ -24,10 +24,12 @@ import os
 import signal
 import socket
 import sys
+from dataclasses import dataclass
 
 from gateway import config as config_mod
 from gateway import hotpath, logs
 from gateway import metrics as metrics_mod
+from gateway.devices import Addr
 from gateway.handler import DatagramHandler
 from gateway.hwmstore import HwmStore
 from gateway.kafka_out import KafkaOut
@@ -41,16 +43,25 @@ class _UdpProtocol(asyncio.DatagramProtocol):
     def __init__(self, handler: DatagramHandler) -> None:
         self.handler = handler
 
-    def datagram_received(self, data: bytes, addr: tuple) -> None:
+    def datagram_received(self, data: bytes, addr: Addr) -> None:
         self.handler.handle(data, addr)
 
     def error_received(self, exc: Exception) -> None:  # e.g. ICMP port unreachable after an ACK
         pass
 
 
+@dataclass
+class _Current:
+    """What a SIGHUP reload swaps: the registry, and the handler once it exists."""
+
+    registry: KeyRegistry
+    handler: DatagramHandler | None = None
+
+
 class _Status:
     def __init__(self, fd: int | None, index: int) -> None:
-        self.fd, self.index, self.ready = fd, index, None
+        self.fd, self.index = fd, index
+        self.ready: bool | None = None  # unknown until the first set()
 
     def set(self, ready: bool) -> None:
         if ready == self.ready:
@@ -93,7 +104,7 @@ async def run(cfg: config_mod.GatewayConfig, index: int, fd: int, status_fd: int
         loop.add_signal_handler(sig, stop.set)
     status = _Status(status_fd, index)
     m = metrics_mod.create()
-    current: dict[str, object] = {"registry": KeyRegistry(), "handler": None}
+    current = _Current(KeyRegistry())
 
     def reload_registry(first: bool = False) -> None:
         try:
@@ -104,9 +115,9 @@ async def run(cfg: config_mod.GatewayConfig, index: int, fd: int, status_fd: int
             m.registry_reloads["failed"].inc()
             log_event("registry_reload_failed", logging.ERROR, error=str(exc), kept="previous registry")
             return
-        current["registry"] = registry
-        if current["handler"] is not None:
-            current["handler"].reload_registry(registry)
+        current.registry = registry
+        if current.handler is not None:
+            current.handler.reload_registry(registry)
         if not first:
             m.registry_reloads["ok"].inc()
             m.flush()
@@ -134,8 +145,9 @@ async def run(cfg: config_mod.GatewayConfig, index: int, fd: int, status_fd: int
         return 0
     sock = socket.socket(fileno=fd)
     workers = cfg.effective_workers()
+    transport: asyncio.DatagramTransport  # bound below, before the first datagram can be answered
     handler = DatagramHandler(
-        registry=current["registry"],
+        registry=current.registry,
         kafka=kafka,
         metrics=m,
         send=lambda datagram, addr: transport.sendto(datagram, addr),
@@ -150,7 +162,7 @@ async def run(cfg: config_mod.GatewayConfig, index: int, fd: int, status_fd: int
         store=store,
         marks=marks,
     )
-    current["handler"] = handler
+    current.handler = handler
     kafka.on_settled = handler.settle
     transport, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(handler), sock=sock)
     log_event(
@@ -182,8 +194,9 @@ async def run(cfg: config_mod.GatewayConfig, index: int, fd: int, status_fd: int
     except TimeoutError:
         log_event("drain_timeout", logging.WARNING, inflight_readings=handler.inflight)
     transport.close()
-    if store is not None:
+    if maintain is not None:
         await maintain
+    if store is not None:
         try:
             await store.close(handler.hwms)
         except OSError as exc:  # the log written so far still holds every mark: only the fold failed

@@ -11,6 +11,7 @@ import hmac
 import json
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 MAGIC = b"IB"
 VERSION = 1
@@ -148,7 +149,7 @@ def encode_busy(device_id: str, key: bytes, retry_after_ms: int) -> bytes:
 AUTH_FAIL_DATAGRAM = _HEADER.pack(MAGIC, VERSION, T_AUTH_FAIL)
 
 
-def encode_legacy_binary(device_id: str, seq: int, payload: dict) -> bytes:
+def encode_legacy_binary(device_id: str, seq: int, payload: dict[str, Any]) -> bytes:
     raw_id = device_id.encode("utf-8")
     if len(raw_id) > LEGACY_ID_LEN:
         raise ValueError(f"legacy device ids are at most {LEGACY_ID_LEN} bytes")
@@ -160,7 +161,7 @@ def encode_legacy_binary(device_id: str, seq: int, payload: dict) -> bytes:
     )
 
 
-def encode_legacy_json(device_id: str, seq: int, timestamp_s: float, data: dict) -> bytes:
+def encode_legacy_json(device_id: str, seq: int, timestamp_s: float, data: dict[str, Any]) -> bytes:
     return json.dumps(
         {"device_id": device_id, "sequence": seq, "timestamp": timestamp_s, "data": data}
     ).encode()
@@ -172,6 +173,9 @@ def encode_legacy_json(device_id: str, seq: int, timestamp_s: float, data: dict)
 def _check_header(datagram: bytes, expected_type: int | None) -> int:
     if len(datagram) < _HEADER.size:
         raise ProtocolError("truncated", "shorter than the header")
+    magic: bytes
+    version: int
+    mtype: int
     magic, version, mtype = _HEADER.unpack_from(datagram)
     if magic != MAGIC:
         raise ProtocolError("bad_magic")
@@ -281,16 +285,16 @@ def parse_legacy(datagram: bytes) -> LegacyReading:
         raise ProtocolError("malformed_json") from None
     if not isinstance(obj, dict):
         raise ProtocolError("malformed_json", "not a JSON object")
-    device_id, seq, ts, data = (
+    json_id, seq, ts, data = (
         obj.get("device_id"),
         obj.get("sequence"),
         obj.get("timestamp", 0),
         obj.get("data", {}),
     )
-    if not isinstance(device_id, str) or not device_id:
+    if not isinstance(json_id, str) or not json_id:
         raise ProtocolError("bad_device_id", "legacy JSON needs a string device_id")
     try:  # JSON escapes can carry lone surrogates, which are not UTF-8
-        raw_id = device_id.encode("utf-8")
+        raw_id = json_id.encode("utf-8")
     except UnicodeEncodeError:
         raise ProtocolError("bad_device_id", "not UTF-8") from None
     if len(raw_id) > MAX_ID_LEN or any(b < 0x20 or b == 0x7F for b in raw_id):
@@ -302,7 +306,7 @@ def parse_legacy(datagram: bytes) -> LegacyReading:
     if not isinstance(data, dict):
         raise ProtocolError("malformed_json", "legacy JSON data must be an object")
     return LegacyReading(
-        device_id, seq, int(ts * 1000), json.dumps(data, separators=(",", ":")).encode(), "legacy-json"
+        json_id, seq, int(ts * 1000), json.dumps(data, separators=(",", ":")).encode(), "legacy-json"
     )
 
 

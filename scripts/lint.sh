@@ -8,6 +8,9 @@ echo "== ruff"
 "$BIN/ruff" check .
 "$BIN/ruff" format --check . >/dev/null || { "$BIN/ruff" format --diff .; exit 1; }
 
+echo "== mypy (strict: ibp, gateway, yamlconf; settings in pyproject.toml)"
+"$BIN/mypy"
+
 echo "== yamllint"
 "$BIN/yamllint" --strict .
 
