@@ -48,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     li.add_argument("--budget-s", type=float, default=1800)
     li.add_argument("--max-runs", type=int, default=10)
     li.add_argument("--reports", type=Path, default=reports_default)
+    li.add_argument(
+        "--inventory",
+        type=Path,
+        help="run each step as ansible/burst.yml on this inventory's hosts (the lab, the cloud) "
+        "instead of a broker and gateway on this machine",
+    )
 
     so = sub.add_parser(
         "soak", help="broker + gateway for an hour, an outage every few minutes; RSS/fd trends"
@@ -97,7 +103,16 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.cmd == "limit":
         from harness.limit import main as limit
 
-        return limit(args.scenario, args.vary, args.min, args.max, args.reports, args.budget_s, args.max_runs)
+        return limit(
+            args.scenario,
+            args.vary,
+            args.min,
+            args.max,
+            args.reports,
+            args.budget_s,
+            args.max_runs,
+            args.inventory,
+        )
     if args.cmd == "soak":
         from harness.soak import SoakConfig
         from harness.soak import main as soak

@@ -10,12 +10,14 @@ from __future__ import annotations
 import dataclasses
 import html
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from harness.limit_playbook import PlaybookRunner, StepError
 from harness.procfs import Ticker, cpu_seconds, group_pids
 from harness.stack import Stack
 from simulator.orchestration.limit import VARY, SearchResult, StepResult, search
@@ -79,26 +81,51 @@ class LocalRunner:
         t0 = time.monotonic()
         with _CpuSampler(self.stack.gateway.process.pid, self.workers) as cpu:
             run = self.stack.audited_run(scn, text, new_run_id(scn.name), self.reports)
-        audit, res = run.audit, run.results
-        c = res["counters"]
-        return StepResult(
-            size=size,
-            passed=audit["verdict"] == "PASS",
-            failed_slos=[x["slo"] for x in audit.get("slos", []) if not x.get("pass")],
-            backlog=int(audit.get("buffered_expected") or 0),
-            drain_s=audit.get("drain_time_s"),
-            peak_rate=float(audit.get("peak_rate_during_flush") or audit.get("peak_rate") or 0),
-            p99_recovery_s=audit.get("recovery_time_s"),
-            missing=int(audit.get("missing") or 0),
-            busy=int(c.get("busy", 0)),
+        return step_result(
+            size,
+            run.audit,
+            run.results["counters"],
+            failure=str(run.results.get("failure") or ""),
             kernel_drops=run.kernel_drops,
-            overflow=int(c.get("dropped_overflow", 0)),
             gateway_cpu=round(cpu.peak, 3),
             wall_s=round(time.monotonic() - t0, 1),
             bundle=str(run.bundle),
             command=f"python -m simulator run --scenario <{self.scenario_path} with {self.what}={size}>",
-            failure=str(res.get("failure") or ""),
         )
+
+
+def step_result(
+    size: float,
+    audit: dict[str, Any],
+    counters: dict[str, Any],
+    *,
+    failure: str,
+    kernel_drops: int,
+    gateway_cpu: float | None,
+    wall_s: float,
+    bundle: str,
+    command: str,
+) -> StepResult:
+    """One search step from a run's audit and its fleet counters (summed over agents): the same figures
+    whichever runner ran it (the local stack here, burst.yml in harness/limit_playbook.py)."""
+    return StepResult(
+        size=size,
+        passed=audit["verdict"] == "PASS",
+        failed_slos=[x["slo"] for x in audit.get("slos", []) if not x.get("pass")],
+        backlog=int(audit.get("buffered_expected") or 0),
+        drain_s=audit.get("drain_time_s"),
+        peak_rate=float(audit.get("peak_rate_during_flush") or audit.get("peak_rate") or 0),
+        p99_recovery_s=audit.get("recovery_time_s"),
+        missing=int(audit.get("missing") or 0),
+        busy=int(counters.get("busy", 0)),
+        kernel_drops=kernel_drops,
+        overflow=int(counters.get("dropped_overflow", 0)),
+        gateway_cpu=gateway_cpu,
+        wall_s=wall_s,
+        bundle=bundle,
+        command=command,
+        failure=failure,
+    )
 
 
 def _fmt(v: Any, spec: str = ",.0f") -> str:
@@ -180,8 +207,16 @@ def _plot(res: SearchResult, path: Path) -> None:
 
 
 def main(
-    scenario: str, what: str, lo: float, hi: float, reports: Path, budget_s: float, max_runs: int
+    scenario: str,
+    what: str,
+    lo: float,
+    hi: float,
+    reports: Path,
+    budget_s: float,
+    max_runs: int,
+    inventory: Path | None = None,
 ) -> int:
+    """The search on this machine's stack, or with ``inventory`` through ansible/burst.yml on its hosts."""
     from simulator.scenario import load
 
     scn, _ = load(scenario)
@@ -196,10 +231,25 @@ def main(
             flush=True,
         )
 
-    with LocalRunner(scn, what, reports, scenario_path=scenario) as runner:
-        res = search(
-            runner, lo, hi, budget_s=budget_s, max_runs=max_runs, integer=what == "devices", progress=progress
-        )
+    runner: LocalRunner | PlaybookRunner
+    if inventory is None:
+        runner = LocalRunner(scn, what, reports, scenario_path=scenario)
+    else:
+        runner = PlaybookRunner(scn, what, reports, inventory, reports / f"limit-{stamp}" / "steps")
+    try:
+        with runner:
+            res = search(
+                runner,
+                lo,
+                hi,
+                budget_s=budget_s,
+                max_runs=max_runs,
+                integer=what == "devices",
+                progress=progress,
+            )
+    except StepError as exc:
+        print(f"limit: stopped, not a size limit: {exc}", file=sys.stderr)
+        return 2
     meta = {
         "scenario": scenario,
         "vary": what,
@@ -208,6 +258,9 @@ def main(
         "budget_s": budget_s,
         "max_runs": max_runs,
         "wall_s": round(time.monotonic() - started, 1),
+        "where": "this machine (broker + gateway started for the search)"
+        if inventory is None
+        else f"ansible/burst.yml on {inventory}",
     }
     out = write_report(res, reports / f"limit-{stamp}", meta)
     print((out / "summary.txt").read_text(), end="")

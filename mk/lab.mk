@@ -13,7 +13,7 @@ LAB_VAULT_PASS := $(ROOT)/.cache/lab/secrets/vault-pass
 LAB_ANSIBLE := ANSIBLE_CONFIG=$(ROOT)/ansible/ansible.cfg ANSIBLE_VAULT_PASSWORD_FILE=$(LAB_VAULT_PASS) \
   $(BIN)/ansible-playbook -i $(LAB_INVENTORY)
 
-.PHONY: lab lab-hosts lab-site lab-burst lab-faults lab-down
+.PHONY: lab lab-hosts lab-site lab-burst lab-limit lab-faults lab-down
 
 lab: lab-hosts lab-site lab-burst ## Local lab: boot nspawn hosts, run site.yml, then burst.yml with SCENARIO; prints the report
 
@@ -29,6 +29,11 @@ lab-site: $(SETUP_STAMP) ## Run ansible/site.yml on the lab hosts (with this tre
 lab-burst: $(SETUP_STAMP) ## Run ansible/burst.yml on the lab with SCENARIO (default scenarios/thundering-herd.yml); this machine off Kafka
 	$(PY) scripts/lab.py check-control
 	$(LAB_ANSIBLE) $(ROOT)/ansible/burst.yml -e scenario=$(SCENARIO)
+
+lab-limit: $(SETUP_STAMP) ## Limit search on the lab: every step is burst.yml (LIMIT_SCENARIO, VARY, MIN, MAX, BUDGET_S, MAX_RUNS as for make limit)
+	$(PY) scripts/lab.py check-control
+	ANSIBLE_VAULT_PASSWORD_FILE=$(LAB_VAULT_PASS) $(PY) -m harness limit --inventory $(LAB_INVENTORY) \
+	  --scenario $(LIMIT_SCENARIO) --vary $(VARY) --min $(MIN) --max $(MAX) --budget-s $(BUDGET_S) --max-runs $(MAX_RUNS)
 
 FAULTS ?= $(sort $(wildcard $(ROOT)/scenarios/faults/*.yml))
 lab-faults: $(SETUP_STAMP) ## Fault matrix on the lab: burst.yml once per FAULTS scenario (scenarios/faults/), one report

@@ -38,3 +38,10 @@ def test_real_limit_search(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert doc["stopped"] in ("max reached", "converged", "failed at min", "max runs reached")
     assert (report / "limit.png").stat().st_size > 0 and (report / "summary.txt").exists()
     assert "limit: step 2:" in capsys.readouterr().out
+    # the burst.yml runner reads its steps from bundles alone: the same figures from these bundles
+    from harness.limit_playbook import step_from_bundle
+
+    for s in doc["steps"]:
+        again = step_from_bundle(Path(s["bundle"]), s["size"], wall_s=0, command="").to_dict()
+        same = ("passed", "failed_slos", "backlog", "drain_s", "peak_rate", "missing", "busy", "overflow")
+        assert {k: again[k] for k in same} == {k: s[k] for k in same}
