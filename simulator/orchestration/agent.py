@@ -61,39 +61,44 @@ class Agent:
         self.fleet: Fleet | None = None
         self.task: asyncio.Task | None = None
         self.abort = asyncio.Event()
-        self.results: dict[str, Any] | None = None
+        self.results: api.AgentResults | None = None
         self.t0: float | None = None
         self.phase: str | None = None
         self.start_skew_ms: float | None = None
         self.clock_offset_ms: float | None = None  # from chrony, when it runs on this host
         self.controller_offset_ms: float | None = None  # measured by the controller before arming
 
-    def status(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "state": self.state,
-            "error": self.error,
-            "t0": self.t0,
-            "phase": self.phase,
-            "now": time.time(),  # the controller measures this host's clock offset against its own
-        }
+    def status(self) -> api.Status:
+        """This agent's Status; the fleet counters only once a scenario is loaded (before that they are
+        left unset, so the JSON has no such keys rather than nulls: api.Answer.wire)."""
+        fleet: dict[str, Any] = {}
         if self.fleet is not None:
             c = self.fleet.counters
-            out.update(
-                run_id=self.fleet.run_id,
-                devices=len(self.fleet.devices),
-                online=self.fleet.online,
-                generated=c.generated,
-                acked=c.acked,
-                buffered=self.fleet.buffered,
-                retransmits=c.retransmits,
-            )
-        return out
+            fleet = {
+                "run_id": self.fleet.run_id,
+                "devices": len(self.fleet.devices),
+                "online": self.fleet.online,
+                "generated": c.generated,
+                "acked": c.acked,
+                "buffered": self.fleet.buffered,
+                "retransmits": c.retransmits,
+            }
+        return api.Status(
+            state=self.state,
+            error=self.error,
+            t0=self.t0,
+            phase=self.phase,
+            now=time.time(),  # the controller measures this host's clock offset against its own
+            **fleet,
+        )
 
     def routes(self) -> list[aiohttp_web.RouteDef]:
         """The control API (module docstring); web.app's middleware has checked the token and size."""
 
-        def answer(result: tuple[int, Any]) -> aiohttp_web.Response:
-            return aiohttp_web.json_response(result[1], status=result[0])
+        def answer(result: tuple[int, api.Answer | api.ErrorBody]) -> aiohttp_web.Response:
+            status, body = result
+            data = body.wire() if isinstance(body, api.Answer) else body.model_dump(mode="json")
+            return aiohttp_web.json_response(data, status=status)
 
         async def status(_: aiohttp_web.Request) -> aiohttp_web.Response:
             return answer((200, self.status()))
@@ -113,7 +118,7 @@ class Agent:
 
         async def results(_: aiohttp_web.Request) -> aiohttp_web.Response:
             if self.results is None:
-                return answer((409, {"error": f"no results yet (state {self.state})"}))
+                return answer((409, api.ErrorBody(error=f"no results yet (state {self.state})")))
             return answer((200, self.results))
 
         return [
@@ -136,13 +141,13 @@ class Agent:
         except OSError as exc:
             log.error("could not record the failure in %s: %s", self.store.dir if self.store else "-", exc)
 
-    async def _load(self, body: Any, fresh: bool = True) -> tuple[int, Any]:
+    async def _load(self, body: Any, fresh: bool = True) -> tuple[int, api.Status | api.ErrorBody]:
         if self.state in api.ACTIVE:
-            return 409, {"error": f"agent is {self.state}; abort first"}
+            return 409, api.ErrorBody(error=f"agent is {self.state}; abort first")
         try:
             req = api.LoadRequest.model_validate(body)
         except ValidationError as exc:
-            return 400, {"error": api.describe(exc)}
+            return 400, api.ErrorBody(error=api.describe(exc))
         try:
             scn = parse(req.scenario, f"scenario for run {req.run_id}")
             host, port = req.gateway.rsplit(":", 1)
@@ -161,7 +166,7 @@ class Agent:
             await self.fleet.open()
         except (ScenarioError, ValueError, OSError) as exc:
             self.state, self.error = api.AgentState.ERROR, str(exc)
-            return 400, {"error": str(exc)}
+            return 400, api.ErrorBody(error=str(exc))
         self.scenario, self.load = scn, body
         self.state, self.error, self.results, self.t0 = api.AgentState.LOADED, None, None, None
         self.abort = asyncio.Event()
@@ -171,13 +176,13 @@ class Agent:
             self._save_run(state="loaded")
         return 200, self.status()
 
-    def _arm(self, body: Any) -> tuple[int, Any]:
+    def _arm(self, body: Any) -> tuple[int, api.Status | api.ErrorBody]:
         if self.state != api.AgentState.LOADED:
-            return 409, {"error": f"agent is {self.state}; load a scenario first"}
+            return 409, api.ErrorBody(error=f"agent is {self.state}; load a scenario first")
         try:
             req = api.ArmRequest.model_validate(body)
         except ValidationError as exc:
-            return 400, {"error": api.describe(exc)}
+            return 400, api.ErrorBody(error=api.describe(exc))
         self.t0 = req.t0
         self.controller_offset_ms = req.controller_offset_ms
         self.state = api.AgentState.ARMED
@@ -194,8 +199,14 @@ class Agent:
         self.run_record = run
         state = run.get("state")
         if state in api.FINISHED:
-            self.results = self.store.read_json(persist.RESULTS)
             self.state, self.error, self.load = api.AgentState(state), run.get("error"), run["load"]
+            saved = self.store.read_json(persist.RESULTS)
+            if saved is not None:  # an error before the run ended left no results
+                try:
+                    self.results = api.AgentResults.model_validate(saved)
+                except ValidationError as exc:
+                    self.state = api.AgentState.ERROR
+                    self.error = f"cannot serve the results in {self.store.dir}: {api.describe(exc)}"
         else:
             status, _ = await self._load(run["load"], fresh=False)
             if status != 200:
@@ -263,8 +274,9 @@ class Agent:
             def on_phase(name: str) -> None:
                 self.phase = name
 
-            results = await run_phases(self.fleet, self.scenario, self.abort, on_phase, resume)
-            results.update(
+            ran = await run_phases(self.fleet, self.scenario, self.abort, on_phase, resume)
+            results = api.AgentResults(
+                **ran,
                 t0=t0,
                 start_skew_ms=skew_ms,
                 clock_offset_ms=offset,
@@ -275,11 +287,11 @@ class Agent:
             # a failed run (its devices got no answer from the gateway) is an error: the controller stops
             # every agent and shows why, instead of waiting out the others' max_s
             self.state = {"aborted": api.AgentState.ABORTED, "failed": api.AgentState.ERROR}.get(
-                results["status"], api.AgentState.DONE
+                results.status, api.AgentState.DONE
             )
-            self.error = results.get("failure")
+            self.error = results.failure
             if self.store is not None:
-                self.store.write_json(persist.RESULTS, results)
+                self.store.write_json(persist.RESULTS, results.wire())
                 self._save_run(state=self.state, error=self.error)
                 self.store.drop_fleet_state()
         except persist.StateDirFull as exc:

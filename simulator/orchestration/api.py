@@ -6,13 +6,18 @@ dict keys. Only pydantic (no aiokafka, hdrhistogram, matplotlib): agent hosts im
     POST /scenario   LoadRequest -> Status
     POST /arm        ArmRequest  -> Status
     POST /abort      (no body)   -> Status
-    GET  /results    -> the run's results (still a dict: the audit reads them, see simulator/audit)
+    GET  /results    -> AgentResults
     any error        -> ErrorBody
+
+Each answer goes on the wire as ``wire()``: the keys that were set, in the models' field order, which
+is the order the agent wrote its dicts in before these models, so the JSON (and what the controller
+writes into reports/<run-id>/agents/) keeps its keys, order and values.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -55,7 +60,17 @@ class ArmRequest(BaseModel):
     controller_offset_ms: float | None = None
 
 
-class Status(BaseModel):
+class Answer(BaseModel):
+    """An answer body the agent serves and the controller parses."""
+
+    def wire(self) -> dict[str, Any]:
+        """The JSON body: only the fields that were set (a Status before any scenario has no fleet
+        counters at all rather than nulls; results without ``gateway_refusals`` have no such key), so
+        the answers keep the keys they had when they were plain dicts."""
+        return self.model_dump(mode="json", exclude_unset=True)
+
+
+class Status(Answer):
     """GET /status and the answer to every state change. Fleet counters only once a scenario is loaded."""
 
     state: AgentState
@@ -70,6 +85,62 @@ class Status(BaseModel):
     acked: int | None = None
     buffered: int | None = None
     retransmits: int | None = None
+
+
+class Marker(BaseModel):
+    """A timed event of the run (``run_start``, ``outage_start``, ``flush_start``, ``agent_restart``...).
+    The audit finds the phases by ``event`` and ``ts`` (``at``, the exact phase edge, when there is one);
+    the other keys vary by event and pass through as they are."""
+
+    model_config = ConfigDict(extra="allow")
+
+    event: str
+    ts: float
+
+
+#: One device's expectation as the fleet writes it: [id, first_seq, next_seq, outage_first, outage_end,
+#: drops as [first, last] ranges] (simulator/audit/expectations.py reads it field by field).
+ExpectedRow = tuple[str, int, int, int, int, list[tuple[int, int]]]
+
+
+class AgentResults(Answer):
+    """GET /results: one agent's finished run, what the controller writes to agents/agent-<index>.json
+    and the audit accounts from. Fields in the order simulator/orchestration/runner.py ``results`` and
+    the agent write them (that order is the files' byte layout).
+
+    ``counters`` and ``samples`` stay mappings of numbers: their names are simulator/devices/fleet.py's
+    Counters and Sample, which this module does not import (agent hosts and the controller share it
+    without the fleet) and should not repeat; ``int | float`` keeps each number the type it was sent as.
+    Keys not declared here are kept (after the declared ones): what an agent reports reaches the bundle.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    run_id: str
+    host: str
+    agent_index: int
+    agent_count: int
+    status: Literal["completed", "aborted", "failed"]
+    failure: str | None
+    started: float
+    finished: float
+    devices: int
+    gateway: str
+    protocol: str
+    counters: dict[str, int]
+    buffered_at_end: int
+    max_tick_lag_ms: float
+    markers: list[Marker]
+    samples: list[dict[str, int | float]]
+    expected: list[ExpectedRow]
+    # added by the agent once the run is over
+    t0: float
+    start_skew_ms: float | None
+    clock_offset_ms: float | None
+    clock_source: str
+    controller_offset_ms: float | None
+    # a run that read the gateway's /metrics (simulator/orchestration/session.py run_local): refusals by reason
+    gateway_refusals: dict[str, int] | None = None
 
 
 class ErrorBody(BaseModel):

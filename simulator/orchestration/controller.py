@@ -13,7 +13,9 @@ import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
 
 from simulator.orchestration import api, web
 from simulator.orchestration.errors import ControllerError
@@ -23,6 +25,35 @@ from simulator.scenario import Scenario
 
 # What a request to an agent can fail with: an error answer, a refused or cut connection, no answer.
 AGENT_ERRORS = (web.HttpError, OSError, TimeoutError)
+DONE = frozenset({api.AgentState.DONE, api.AgentState.ABORTED})  # the poll stops when every agent is here
+
+A = TypeVar("A", bound=api.Answer)
+
+
+def parse(model: type[A], agent: str, what: str, body: Any) -> A:
+    """An agent's answer as its declared model. An answer that does not fit stops the run here, naming
+    the agent, the request and each bad field, instead of a KeyError or a wrong sum later on."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise ControllerError(
+            f"agent {agent}: malformed answer to {what} ({model.__name__}): {api.describe(exc)}"
+        ) from None
+
+
+async def call(
+    model: type[A],
+    agent: str,
+    method: str,
+    path: str,
+    token: str,
+    body: Any = None,
+    wait_s: float = 30,
+    tls: ssl.SSLContext | None = None,
+) -> A:
+    """One request to an agent, its answer parsed into ``model`` (see :func:`parse`)."""
+    got = await web.request(agent, method, path, token, body, wait_s=wait_s, ssl_context=tls)
+    return parse(model, agent, f"{method} {path}", got)
 
 
 async def _all(agents: list[str], fn: Callable[[int, str], Any]) -> list[Any]:
@@ -43,11 +74,12 @@ async def measure_clock(
     best: dict[str, float] | None = None
     for _ in range(samples):
         sent = time.time()
-        status = await web.request(agent, "GET", "/status", token, wait_s=10, ssl_context=tls)
+        got = await web.request(agent, "GET", "/status", token, wait_s=10, ssl_context=tls)
         received = time.time()
+        status = parse(api.Status, agent, "GET /status", got)  # after the clock is read: not in the rtt
         rtt_ms = (received - sent) * 1000
         sample = {
-            "offset_ms": round((float(status["now"]) - (sent + received) / 2) * 1000, 3),
+            "offset_ms": round((status.now - (sent + received) / 2) * 1000, 3),
             "uncertainty_ms": round(rtt_ms / 2, 3),
         }
         if best is None or sample["uncertainty_ms"] < best["uncertainty_ms"]:
@@ -62,17 +94,18 @@ async def _poll(
     silent_since: dict[str, float],
     limit_s: float,
     tls: ssl.SSLContext | None = None,
-) -> dict[str, Any]:
-    """One agent's status; an agent that does not answer is "unreachable" until ``limit_s`` runs out."""
+) -> api.Status | None:
+    """One agent's status; an agent that does not answer is unreachable (None) until ``limit_s`` runs
+    out. One that answers something malformed is not waited for: ControllerError at once."""
     try:
-        status = await web.request(agent, "GET", "/status", token, wait_s=5, ssl_context=tls)
+        got = await web.request(agent, "GET", "/status", token, wait_s=5, ssl_context=tls)
     except AGENT_ERRORS as exc:
         first = silent_since.setdefault(agent, time.time())
         if time.time() - first > limit_s:
             raise ControllerError(f"agent {agent}: no answer for {limit_s:g} s ({exc})") from None
-        return {"state": "unreachable", "phase": "?"}
+        return None
     silent_since.pop(agent, None)
-    return status
+    return parse(api.Status, agent, "GET /status", got)
 
 
 async def run(
@@ -99,7 +132,8 @@ async def run(
     request = functools.partial(web.request, ssl_context=tls)
     await _all(
         agents,
-        lambda i, a: request(
+        lambda i, a: call(
+            api.Status,
             a,
             "POST",
             "/scenario",
@@ -107,6 +141,7 @@ async def run(
             api.LoadRequest(
                 scenario=scenario_text, run_id=run_id, agent_index=i, agent_count=n, gateway=gateway
             ).model_dump(),
+            tls=tls,
         ),
     )
     clocks = await _all(agents, lambda i, a: measure_clock(a, token, tls=tls))
@@ -128,12 +163,14 @@ async def run(
         )
     await _all(
         agents,
-        lambda i, a: request(
+        lambda i, a: call(
+            api.Status,
             a,
             "POST",
             "/arm",
             token,
             api.ArmRequest(t0=t0, controller_offset_ms=clocks[i]["offset_ms"]).model_dump(),
+            tls=tls,
         ),
     )
     progress(
@@ -148,34 +185,44 @@ async def run(
             states = await asyncio.gather(
                 *(_poll(a, token, silent_since, unreachable_s, tls) for a in agents)
             )
-            gen = sum(s.get("generated", 0) for s in states)
-            acked = sum(s.get("acked", 0) for s in states)
-            buf = sum(s.get("buffered", 0) for s in states)
-            phases = ",".join(sorted({str(s.get("phase")) for s in states}))
-            away = [a for a, s in zip(agents, states, strict=True) if s["state"] == "unreachable"]
+            seen = [s for s in states if s is not None]
+            gen = sum(s.generated or 0 for s in seen)
+            acked = sum(s.acked or 0 for s in seen)
+            buf = sum(s.buffered or 0 for s in seen)
+            phases = ",".join(sorted({str(s.phase) if s is not None else "?" for s in states}))
+            away = [a for a, s in zip(agents, states, strict=True) if s is None]
             progress(
                 f"  [{phases}] generated {gen:,} acked {acked:,} buffered {buf:,}"
                 + (f"  unreachable: {', '.join(away)}" if away else "")
             )
-            bad = [f"{a}: {s['error']}" for a, s in zip(agents, states, strict=True) if s["state"] == "error"]
+            bad = [
+                f"{a}: {s.error}"
+                for a, s in zip(agents, states, strict=True)
+                if s is not None and s.state == api.AgentState.ERROR
+            ]
             if bad:
                 raise ControllerError("agent failed: " + "; ".join(bad))
-            if all(s["state"] in ("done", "aborted") for s in states):
+            if all(s is not None and s.state in DONE for s in states):
                 break
             if away:  # a rebooting agent resumes where it was: the time it was gone does not count
                 deadline += time.time() - polled
             polled = time.time()
             if time.time() > deadline:
                 raise ControllerError(
-                    f"agents still running past the planned end: {[s['state'] for s in states]}"
+                    "agents still running past the planned end: "
+                    f"{[str(s.state) if s is not None else 'unreachable' for s in states]}"
                 )
     except BaseException:
         await asyncio.gather(*(request(a, "POST", "/abort", token) for a in agents), return_exceptions=True)
         raise
-    results = await _all(agents, lambda i, a: request(a, "GET", "/results", token, wait_s=60))
+    collected: list[api.AgentResults] = await _all(
+        agents, lambda i, a: call(api.AgentResults, a, "GET", "/results", token, wait_s=60, tls=tls)
+    )
     out = bundle.bundle_dir(run_id, reports)
     config = effective_config(scn, run_id=run_id, gateway=gateway, agents=n, agent_addresses=agents, t0=t0)
+    # the bundle and the audit take the results as the JSON the agents sent (wire(): same keys, order, values)
+    results = [r.wire() for r in collected]
     bundle.write_inputs(out, scenario_text, config, results)
-    skews = [r.get("start_skew_ms") for r in results]
+    skews = [r.start_skew_ms for r in collected]
     progress(f"run {run_id}: collected {n} results; start skew vs T0 (ms): {skews}")
     return out, results
