@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import time
 
-from simulator.audit import auditor
+from simulator.audit import auditor, collect
 from simulator.report import bundle
 from simulator.scenario import Slos
 
@@ -28,7 +28,7 @@ def _flush_run(flush: float) -> tuple[auditor.Collected, dict]:
             f'{{"device_id":"{DEVICE}","seq":{seq},"device_ts_ms":{dts_ms},"payload":{{"run":"r"}}}}'
         ).encode()
         rec.timestamp, rec.timestamp_type = kts_ms, 1
-        auditor._one(col, rec, b'"run":"r"', "r", {}, int(flush * 1000), int((flush - 30) * 1000))
+        collect._one(col, rec, b'"run":"r"', "r", {}, int(flush * 1000), int((flush - 30) * 1000))
         seq += 1
 
     base = int((flush - 40) * 1000)
