@@ -1,10 +1,11 @@
-"""nspawn_hosts.py: recipe hashing, state, mirror discovery, and a real boot/kill/destroy cycle."""
+"""nspawn_hosts.py and its modules: recipe hashing, state, mirror discovery, a real boot/kill/destroy cycle."""
 
 import json
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,12 +14,23 @@ import pytest
 from tests.testhosts._load import load
 
 nh = load("molecule/shared/nspawn_hosts.py", "nspawn_hosts")
+SCRIPT = Path(nh.__file__)
+
+
+def test_cli_runs_by_path_from_any_directory(tmp_path):
+    """Callers run the file by path (Makefile, playbooks, scripts): it finds its modules from anywhere."""
+    for cmd in ([], ["create"]):
+        proc = subprocess.run(
+            [sys.executable, str(SCRIPT), *cmd, "--help"], cwd=tmp_path, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stderr
+    assert "--bind HOST=SRC:DST" in proc.stdout
 
 
 def test_recipe_hash_changes_with_the_package_list(monkeypatch):
     before = nh.recipe_hash()
     assert nh.recipe_hash() == before
-    monkeypatch.setattr(nh, "PACKAGES", (*nh.PACKAGES, "htop"))
+    monkeypatch.setattr(nh.nspawn_rootfs, "PACKAGES", (*nh.PACKAGES, "htop"))
     assert nh.recipe_hash() != before
 
 
