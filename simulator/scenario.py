@@ -153,7 +153,7 @@ class FaultEvent:
     duration_s: Annotated[StrictFloat, between(0.1, 3600)] = 15.0
     # disk-full: refuse to fill a filesystem with more free space than this (a shared, large disk)
     max_fill_mb: Annotated[StrictInt, between(1, 1_048_576)] = 1024
-    # link-impair (tc netem where the kernel has it, else the NFQUEUE impairer: simulator/faults/impair.py)
+    # link-impair (tc netem where the kernel has it, else the NFQUEUE impairer: simulator/faults/impair/)
     loss_percent: Annotated[StrictFloat, between(0, 100)] = 0.0
     delay_ms: Annotated[StrictFloat, between(0, 60_000)] = 0.0
     jitter_ms: Annotated[StrictFloat, between(0, 60_000)] = 0.0
