@@ -35,7 +35,10 @@ lab-limit: $(SETUP_STAMP) ## Limit search on the lab: every step is burst.yml (L
 	ANSIBLE_VAULT_PASSWORD_FILE=$(LAB_VAULT_PASS) $(PY) -m harness limit --inventory $(LAB_INVENTORY) \
 	  --scenario $(LIMIT_SCENARIO) --vary $(VARY) --min $(MIN) --max $(MAX) --budget-s $(BUDGET_S) --max-runs $(MAX_RUNS)
 
-FAULTS ?= $(sort $(wildcard $(ROOT)/scenarios/faults/*.yml))
+# With LAB_BROKERS=3 the cluster faults (scenarios/faults-cluster/: broker-node-loss) run last: they
+# leave a broker host powered off (`make lab-hosts LAB_BROKERS=3` boots it again).
+FAULTS ?= $(sort $(wildcard $(ROOT)/scenarios/faults/*.yml)) \
+  $(if $(filter 3,$(LAB_BROKERS)),$(sort $(wildcard $(ROOT)/scenarios/faults-cluster/*.yml)))
 lab-faults: $(SETUP_STAMP) ## Fault matrix on the lab: burst.yml once per FAULTS scenario (scenarios/faults/), one report
 	./scripts/fault-matrix.sh $(LAB_INVENTORY) $(FAULTS)
 

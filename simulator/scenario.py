@@ -39,6 +39,7 @@ PHASE_KINDS = ("normal", "outage", "recovery")
 FaultAction = Literal[
     "broker-restart",
     "broker-kill",
+    "broker-node-loss",
     "gateway-restart",
     "link-impair",
     "partition",

@@ -114,6 +114,10 @@ DUPLICATE_CAUSES = {
         "produce requests the killed broker had written (to its page cache or the log) whose answer never left "
         "it: the gateway saw a failure or a timeout (no ACK), the device retransmitted, the reading was produced again"
     ),
+    "broker-node-loss": (
+        "produce requests in flight to the lost broker whose answer never came: the gateway timed them out "
+        "(no ACK), the device retransmitted, and the new leader on a surviving broker took the reading again"
+    ),
     "disk-full": (
         "none expected: the run stops when its agent cannot journal, before it sends what it could not keep"
     ),
@@ -142,7 +146,7 @@ def attribute_duplicates(faults: list[dict[str, Any]], duplicate_times_ms: list[
         hit = None
         for i, f in enumerate(faults):
             start = f.get("started_at") or f.get("planned_at")
-            end = f.get("ended_at") or start
+            end = float("inf") if f.get("lasts_to_end") else (f.get("ended_at") or start)
             if start is not None and start - 1 <= t <= end + DUPLICATE_WINDOW_S:
                 hit = i
                 break

@@ -65,11 +65,14 @@ def slo_verdicts(a: dict[str, Any], slos: Slos, n_errors: int) -> list[dict[str,
 
 
 def fault_verdict(faults: list[dict[str, Any]]) -> dict[str, Any]:
-    """A run with faults proves something only if every fault really happened: each logged its start and end."""
+    """A run with faults proves something only if every fault really happened: each logged its start and
+    end (a host lost for the rest of the run has no end; its proof is that it was gone afterwards)."""
     bad = [
         f"{f.get('label')}: {f.get('error') or 'no start/end in its log'}"
         for f in faults
-        if f.get("error") or f.get("started_at") is None or f.get("ended_at") is None
+        if f.get("error")
+        or f.get("started_at") is None
+        or (f.get("ended_at") is None and not f.get("lasts_to_end"))
     ]
     done = len(faults) - len(bad)
     return {

@@ -25,6 +25,7 @@ from simulator.scenario import FaultEvent, Scenario, ScenarioError, flush_offset
 GROUP_OF = {
     "broker-restart": "brokers",
     "broker-kill": "brokers",
+    "broker-node-loss": "brokers",
     "gateway-restart": "gateways",
     "link-impair": "agents",
     "partition": "agents",
@@ -35,6 +36,7 @@ GROUP_OF = {
 PARAMS = {
     "broker-restart": ("down_s",),
     "broker-kill": ("down_s",),
+    "broker-node-loss": (),
     "gateway-restart": ("signal",),
     "partition": ("duration_s",),
     "link-impair": ("duration_s", "loss_percent", "delay_ms", "jitter_ms", "reorder_percent"),
@@ -43,6 +45,12 @@ PARAMS = {
 }
 # Log events that mark a fault's start and its end (the host is back to normal).
 START, END = "start", "end"
+# A host lost for the rest of the run: its log goes down with it, and the play, finding the host
+# unreachable after the run, leaves this file next to where the log would be (burst_fault_logs.yml).
+LOST_SUFFIX = ".unreachable"
+# A cluster that survives the loss of one broker: replication factor 3, min.insync.replicas 2 (the
+# automq role's defaults for 3 Kafka brokers) and the gateway's acks=all.
+NODE_LOSS_MIN_BROKERS = 3
 
 
 def _argv(
@@ -60,6 +68,8 @@ def _argv(
         return [ev.action, services["broker"], f"{ev.down_s:g}"]
     if ev.action == "gateway-restart":
         return [ev.action, services["gateway"], ev.signal]
+    if ev.action == "broker-node-loss":
+        return ["node-loss"]
     if ev.action == "partition":
         return [ev.action, gw_host, f"{ev.duration_s:g}"]
     if ev.action == "link-impair":
@@ -99,6 +109,12 @@ def plan(
             raise ScenarioError(
                 f"faults.events[{i}].target: {ev.target} names host #{ev.target} of group '{group}', "
                 f"which has {len(hosts)} host(s) ({', '.join(hosts) or 'none'})"
+            )
+        if ev.action == "broker-node-loss" and len(hosts) < NODE_LOSS_MIN_BROKERS:
+            raise ScenarioError(
+                f"faults.events[{i}]: broker-node-loss needs a cluster of at least {NODE_LOSS_MIN_BROKERS} "
+                f"brokers (replication factor 3, min.insync.replicas 2; the lab: LAB_BROKERS=3); this "
+                f"inventory has {len(hosts)}, so losing one would lose the cluster"
             )
         targets = list(enumerate(hosts)) if ev.target < 0 else [(ev.target, hosts[ev.target])]
         for index, host in targets:
@@ -141,7 +157,9 @@ def collect(bundle: Path) -> list[dict[str, Any]]:
                 restarts.setdefault(int(r.get("agent_index", -1)), float(m["ts"]))
     out = []
     for e in entries:
-        log = read_log(bundle / "faults" / e["host"] / f"{e['label']}.jsonl")
+        log_path = bundle / "faults" / e["host"] / f"{e['label']}.jsonl"
+        log = read_log(log_path)
+        lost = log_path.with_name(log_path.name + LOST_SUFFIX).exists()
         first = {}
         for ev in log:
             first.setdefault(ev.get("event"), ev)
@@ -153,7 +171,19 @@ def collect(bundle: Path) -> list[dict[str, Any]]:
             row["ended_at"] = restarts[e["index"]]  # the agent's own note that it resumed after the boot
             row["note"] = "ended = the agent resumed its run from disk after the boot"
         errors = [ev.get("detail", "error") for ev in log if ev.get("event") == "error"]
-        if not log:
+        if e["action"] == "broker-node-loss":
+            if lost and not log:  # the expected outcome: the host and its log are gone
+                row["started_at"] = e["planned_at"]
+                row["lasts_to_end"] = True
+                row["note"] = (
+                    "host powered off for the rest of the run and unreachable after it; its log went "
+                    "down with it, so the start is the planned time"
+                )
+            elif not lost:
+                errors.append("the host still answered after the run: it was not lost")
+            else:
+                row["lasts_to_end"] = True
+        elif not log:
             errors.append("no log from the host (the fault never ran?)")
         row["error"] = "; ".join(errors) or None
         method = next((ev.get("method") for ev in log if ev.get("method")), None)

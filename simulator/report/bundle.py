@@ -79,11 +79,12 @@ def fault_lines(audit: dict[str, Any]) -> list[str]:
     out = ["  faults (times in s after the flush started):"]
     for f in faults:
         start, end = f.get("started_at"), f.get("ended_at")
-        when = (
-            f"{start - flush:+.1f} .. {end - flush:+.1f}"
-            if flush and start is not None and end is not None
-            else f"planned {f.get('planned_at')}"
-        )
+        if flush and start is not None and f.get("lasts_to_end"):
+            when = f"{start - flush:+.1f} .. end of run"
+        elif flush and start is not None and end is not None:
+            when = f"{start - flush:+.1f} .. {end - flush:+.1f}"
+        else:
+            when = f"planned {f.get('planned_at')}"
         line = f"    {f.get('label')} on {f.get('host')}: {when}; duplicates {f.get('duplicates', 0)}"
         if f.get("error"):
             line += f"; ERROR {f['error']}"

@@ -118,6 +118,45 @@ def test_collect_reports_a_fault_that_never_ran(tmp_path: Path) -> None:
     assert not verdict["pass"] and "0 of 1" in verdict["reason"]
 
 
+def test_broker_node_loss_needs_three_brokers_and_powers_the_host_off() -> None:
+    with pytest.raises(ScenarioError, match=r"needs a cluster of at least 3 brokers.*has 1"):
+        _plan("    - {action: broker-node-loss}\n")
+    cluster = {**GROUPS, "brokers": ["b0", "b1", "b2"]}
+    (entry,) = faults.plan(
+        parse(SCENARIO + "    - {action: broker-node-loss, target: 2}\n"), 1000.0, cluster, ("10.0.0.5", 5000)
+    )
+    assert (entry["host"], entry["argv"], entry["params"]) == ("b2", ["node-loss"], {"at_s": 2.0})
+
+
+def _node_loss_rows(tmp_path: Path, unreachable: bool, log: list[dict]) -> list[dict]:
+    cluster = {**GROUPS, "brokers": ["b0", "b1", "b2"]}
+    entries = faults.plan(
+        parse(SCENARIO + "    - {action: broker-node-loss}\n"), 1000.0, cluster, ("10.0.0.5", 5000)
+    )
+    bundle = _bundle(tmp_path, entries, {"b0/broker-node-loss": log} if log else {}, [])
+    if unreachable:
+        (bundle / "faults" / "b0").mkdir(parents=True, exist_ok=True)
+        (bundle / "faults" / "b0" / "broker-node-loss.jsonl.unreachable").write_text("{}\n")
+    return audit.attribute_duplicates(faults.collect(bundle), [1_042_500, 1_400_000])["faults"]
+
+
+def test_a_lost_host_is_proven_by_being_unreachable_and_explains_later_duplicates(tmp_path: Path) -> None:
+    (row,) = _node_loss_rows(tmp_path, unreachable=True, log=[])
+    assert row["error"] is None and row["lasts_to_end"] and row["started_at"] == row["planned_at"]
+    assert row["duplicates"] == 2 and "new leader" in row["duplicate_cause"]
+    assert audit.fault_verdict([row])["pass"]
+
+
+def test_a_host_that_still_answers_was_not_lost(tmp_path: Path) -> None:
+    log = [
+        {"event": "scheduled", "ts": 1000.0},
+        {"event": "error", "ts": 1042.0, "detail": "poweroff refused"},
+    ]
+    (row,) = _node_loss_rows(tmp_path, unreachable=False, log=log)
+    assert "still answered" in row["error"] and "poweroff refused" in row["error"]
+    assert not audit.fault_verdict([row])["pass"]
+
+
 def test_duplicates_are_attributed_to_the_fault_window_they_land_in() -> None:
     rows = [
         {
