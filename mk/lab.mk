@@ -35,10 +35,12 @@ lab-limit: $(SETUP_STAMP) ## Limit search on the lab: every step is burst.yml (L
 	ANSIBLE_VAULT_PASSWORD_FILE=$(LAB_VAULT_PASS) $(PY) -m harness limit --inventory $(LAB_INVENTORY) \
 	  --scenario $(LIMIT_SCENARIO) --vary $(VARY) --min $(MIN) --max $(MAX) --budget-s $(BUDGET_S) --max-runs $(MAX_RUNS)
 
-# With LAB_BROKERS=3 the cluster faults (scenarios/faults-cluster/: broker-node-loss) run last: they
-# leave a broker host powered off (`make lab-hosts LAB_BROKERS=3` boots it again).
+# The cluster faults (scenarios/faults-cluster/) run last, each where the lab has the hosts for it:
+# gateway-host-loss with LAB_GATEWAYS=2, then broker-node-loss with LAB_BROKERS=3 (it leaves a broker
+# host powered off: `make lab-hosts LAB_BROKERS=3` boots it again).
 FAULTS ?= $(sort $(wildcard $(ROOT)/scenarios/faults/*.yml)) \
-  $(if $(filter 3,$(LAB_BROKERS)),$(sort $(wildcard $(ROOT)/scenarios/faults-cluster/*.yml)))
+  $(if $(filter 2,$(LAB_GATEWAYS)),$(ROOT)/scenarios/faults-cluster/gateway-host-loss.yml) \
+  $(if $(filter 3,$(LAB_BROKERS)),$(ROOT)/scenarios/faults-cluster/broker-node-loss.yml)
 lab-faults: $(SETUP_STAMP) ## Fault matrix on the lab: burst.yml once per FAULTS scenario (scenarios/faults/), one report
 	./scripts/fault-matrix.sh $(LAB_INVENTORY) $(FAULTS)
 

@@ -41,6 +41,7 @@ FaultAction = Literal[
     "broker-kill",
     "broker-node-loss",
     "gateway-restart",
+    "gateway-host-loss",
     "link-impair",
     "partition",
     "agent-reboot",

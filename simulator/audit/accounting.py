@@ -118,6 +118,11 @@ DUPLICATE_CAUSES = {
         "produce requests in flight to the lost broker whose answer never came: the gateway timed them out "
         "(no ACK), the device retransmitted, and the new leader on a surviving broker took the reading again"
     ),
+    "gateway-host-loss": (
+        "readings Kafka had committed whose ACK was lost with the gateway host (reset, no clean shutdown): their "
+        "devices kept them, retransmitted when the gateway answered again after the boot, and it produced the "
+        "ones its persisted high-water marks had not yet covered again"
+    ),
     "disk-full": (
         "none expected: the run stops when its agent cannot journal, before it sends what it could not keep"
     ),

@@ -97,6 +97,10 @@ class Fleet(Wheel, Transport, Journal):
     store: Store | None = None  # the durable journal + snapshots (agent --state-dir); None: RAM only
     run_state: dict[str, Any] = field(default_factory=dict)  # the runner's progress, kept in snapshots
     last_alive: float | None = None  # restored: unix time of the newest state on disk
+    # Every gateway of a run with several (host, port), the first being ``host:port``; empty: that one
+    # alone. Device i talks to gateway i mod len(gateways) for the whole run (no failover): when its
+    # gateway is down, a device keeps its readings until that gateway answers again.
+    gateways: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         scn = self.scenario
@@ -108,7 +112,14 @@ class Fleet(Wheel, Transport, Journal):
         self.rng = random.Random(self.seed)
         ids = device_ids(scn.devices.id_prefix, scn.devices.count, self.agent_index, self.agent_count)
         self.first_seq = start_sequence()
-        nsock = max(1, min(scn.transport.sockets, len(ids)))
+        self.addresses = list(self.gateways) or [(self.host, self.port)]
+        if self.addresses[0] != (self.host, self.port):
+            raise ValueError(
+                f"gateways must start with host:port {self.host}:{self.port}, got {self.addresses[0]}"
+            )
+        # transport.sockets per gateway; socket k is connected to gateway k mod len(addresses), so
+        # device i (on socket i mod nsock) talks to gateway i mod len(addresses)
+        nsock = max(1, min(scn.transport.sockets, len(ids))) * len(self.addresses)
         key_of = (
             (lambda d: ibp.derive_device_key(self.master_key, d)) if self.master_key else (lambda d: b"")  # type: ignore[arg-type]
         )

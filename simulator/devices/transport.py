@@ -1,7 +1,7 @@
 """The fleet's transport: its UDP sockets, the IBP/1 datagrams it sends and the answers it reads.
 
-One job: the wire. ``open()`` connects ``transport.sockets`` UDP sockets to the gateway (devices share
-them round-robin); ``_send`` builds a device's oldest unacked readings into one IBP/1 batch
+One job: the wire. ``open()`` connects ``transport.sockets`` UDP sockets to each gateway (devices share
+them round-robin, so device i talks to gateway i mod the number of gateways); ``_send`` builds a device's oldest unacked readings into one IBP/1 batch
 (stop-and-wait, at most ``flush.batch_size`` readings and ``flush.max_datagram_bytes`` bytes, as the
 firmware's sender), ``_on_timeout`` backs off (capped exponential, full jitter); ``on_datagram``
 verifies an answer's tag with the device key, deletes only what an ACK covers and honours BUSY
@@ -54,6 +54,7 @@ class Transport:
         scenario: Scenario
         host: str
         port: int
+        addresses: list[tuple[str, int]]
         run_id: str
         store: Store | None
         counters: Counters
@@ -114,7 +115,7 @@ class Transport:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
             sock.bind(("0.0.0.0", 0))
             sock.setblocking(False)
-            sock.connect((self.host, self.port))
+            sock.connect(self.addresses[i % len(self.addresses)])
             _, proto = await loop.create_datagram_endpoint(lambda i=i: _Endpoint(self, i), sock=sock)
             self.endpoints.append(proto)
 

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from simulator.orchestration.api import gateway_addresses
 from simulator.report.bundle import load_agent_results
 from simulator.scenario import FaultEvent, Scenario, ScenarioError, flush_offset_s, load
 
@@ -27,6 +28,7 @@ GROUP_OF = {
     "broker-kill": "brokers",
     "broker-node-loss": "brokers",
     "gateway-restart": "gateways",
+    "gateway-host-loss": "gateways",
     "link-impair": "agents",
     "partition": "agents",
     "agent-reboot": "agents",
@@ -38,6 +40,7 @@ PARAMS = {
     "broker-kill": ("down_s",),
     "broker-node-loss": (),
     "gateway-restart": ("signal",),
+    "gateway-host-loss": (),
     "partition": ("duration_s",),
     "link-impair": ("duration_s", "loss_percent", "delay_ms", "jitter_ms", "reorder_percent"),
     "agent-reboot": (),
@@ -51,17 +54,22 @@ LOST_SUFFIX = ".unreachable"
 # A cluster that survives the loss of one broker: replication factor 3, min.insync.replicas 2 (the
 # automq role's defaults for 3 Kafka brokers) and the gateway's acks=all.
 NODE_LOSS_MIN_BROKERS = 3
+# A gateway host lost while another one keeps serving its own devices (the lab: LAB_GATEWAYS=2).
+HOST_LOSS_MIN_GATEWAYS = 2
 
 
 def _argv(
     ev: FaultEvent,
-    gateway: tuple[str, int],
+    gateways: list[tuple[str, int]],
     services: dict[str, str],
     agent_python: str,
     agent_state_dir: str = "/var/lib/iot-simulator",
 ) -> list[str]:
-    """The action and its arguments for ``ibp-fault`` (after RUN LABEL AT)."""
-    gw_host, gw_port = gateway
+    """The action and its arguments for ``ibp-fault`` (after RUN LABEL AT).
+
+    A partition cuts the agent off every gateway; link-impair impairs the link to the first one.
+    """
+    gw_host, gw_port = gateways[0]
     if ev.action == "disk-full":
         return [ev.action, agent_state_dir, f"{ev.duration_s:g}", str(ev.max_fill_mb)]
     if ev.action in ("broker-restart", "broker-kill"):
@@ -70,8 +78,10 @@ def _argv(
         return [ev.action, services["gateway"], ev.signal]
     if ev.action == "broker-node-loss":
         return ["node-loss"]
+    if ev.action == "gateway-host-loss":
+        return ["host-loss", services["gateway"], str(gw_port)]
     if ev.action == "partition":
-        return [ev.action, gw_host, f"{ev.duration_s:g}"]
+        return [ev.action, ",".join(h for h, _ in gateways), f"{ev.duration_s:g}"]
     if ev.action == "link-impair":
         return [
             ev.action,
@@ -91,12 +101,16 @@ def plan(
     scn: Scenario,
     t0: float,
     groups: dict[str, list[str]],
-    gateway: tuple[str, int],
+    gateway: tuple[str, int] | list[tuple[str, int]],
     services: dict[str, str] | None = None,
     agent_python: str = "/opt/iot-simulator/venv/bin/python",
     agent_state_dir: str = "/var/lib/iot-simulator",
 ) -> list[dict[str, Any]]:
-    """One entry per (fault, host): host, wall-clock time, parameters and the ``ibp-fault`` arguments."""
+    """One entry per (fault, host): host, wall-clock time, parameters and the ``ibp-fault`` arguments.
+
+    ``gateway``: the (host, port) the agents send to, or the list of them when there are several.
+    """
+    gateways = gateway if isinstance(gateway, list) else [gateway]
     services = {"broker": "automq", "gateway": "iot-gateway", **(services or {})}
     offset = flush_offset_s(scn)
     if scn.faults.events and offset is None:
@@ -116,6 +130,12 @@ def plan(
                 f"brokers (replication factor 3, min.insync.replicas 2; the lab: LAB_BROKERS=3); this "
                 f"inventory has {len(hosts)}, so losing one would lose the cluster"
             )
+        if ev.action == "gateway-host-loss" and len(hosts) < HOST_LOSS_MIN_GATEWAYS:
+            raise ScenarioError(
+                f"faults.events[{i}]: gateway-host-loss needs at least {HOST_LOSS_MIN_GATEWAYS} gateways "
+                f"(the lab: LAB_GATEWAYS=2), so that the other one keeps serving its devices; this "
+                f"inventory has {len(hosts)}"
+            )
         targets = list(enumerate(hosts)) if ev.target < 0 else [(ev.target, hosts[ev.target])]
         for index, host in targets:
             params = {k: getattr(ev, k) for k in ("at_s", *PARAMS[ev.action])}
@@ -128,7 +148,7 @@ def plan(
                     "host": host,
                     "planned_at": round(t0 + offset + ev.at_s, 3),
                     "params": params,
-                    "argv": _argv(ev, gateway, services, agent_python, agent_state_dir),
+                    "argv": _argv(ev, gateways, services, agent_python, agent_state_dir),
                 }
             )
     return out
@@ -185,6 +205,15 @@ def collect(bundle: Path) -> list[dict[str, Any]]:
                 row["lasts_to_end"] = True
         elif not log:
             errors.append("no log from the host (the fault never ran?)")
+        elif e["action"] == "gateway-host-loss":
+            if START in first and END not in first:
+                errors.append(
+                    "the gateway host was reset but its gateway did not answer again after the boot"
+                )
+            else:
+                row["note"] = (
+                    "host reset (reboot(2), no clean shutdown); ended = its gateway listening again after the boot"
+                )
         row["error"] = "; ".join(errors) or None
         method = next((ev.get("method") for ev in log if ev.get("method")), None)
         if method:
@@ -205,7 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--groups", required=True, help='JSON: {"brokers": [...], "gateways": [...], "agents": [...]}'
     )
-    p.add_argument("--gateway", required=True, help="host:port the agents send to")
+    p.add_argument(
+        "--gateway", required=True, help="host:port the agents send to (host:port,host:port,... for several)"
+    )
     p.add_argument("--broker-service", default="automq")
     p.add_argument("--gateway-service", default="iot-gateway")
     p.add_argument("--agent-python", default="/opt/iot-simulator/venv/bin/python")
@@ -218,12 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == "plan":
             scn, _ = load(args.scenario)
-            host, port = args.gateway.rsplit(":", 1)
             entries = plan(
                 scn,
                 args.t0,
                 json.loads(args.groups),
-                (host, int(port)),
+                gateway_addresses(args.gateway),
                 {"broker": args.broker_service, "gateway": args.gateway_service},
                 args.agent_python,
                 args.agent_state_dir,

@@ -1,7 +1,7 @@
 """Agent mode: one simulator process per host, driven over a small HTTP control API with a shared token.
 
     GET  /status     state (idle|loaded|armed|running|done|aborted|error), progress counters, clock offset
-    POST /scenario   {"scenario": "<yaml text>", "run_id", "agent_index", "agent_count", "gateway": "host:port"}
+    POST /scenario   {"scenario": "<yaml text>", "run_id", "agent_index", "agent_count", "gateway": "host:port[,host:port]"}
     POST /arm        {"t0": <unix seconds>}: start the run at that wall-clock time
     POST /abort      stop a loaded, armed or running run
     GET  /results    the run's results (counters, samples, phase markers, expected sequences, skew, offset)
@@ -150,18 +150,18 @@ class Agent:
             return 400, api.ErrorBody(error=api.describe(exc))
         try:
             scn = parse(req.scenario, f"scenario for run {req.run_id}")
-            host, port = req.gateway.rsplit(":", 1)
+            gateways = api.gateway_addresses(req.gateway)
             if self.fleet is not None:
                 self.fleet.close()
             self.fleet = Fleet(
                 scn,
-                host,
-                int(port),
+                *gateways[0],
                 req.run_id,
                 self.master_key,
                 req.agent_index,
                 req.agent_count,
                 store=self.store,
+                gateways=tuple(gateways),
             )
             await self.fleet.open()
         except (ScenarioError, ValueError, OSError) as exc:

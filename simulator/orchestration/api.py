@@ -19,7 +19,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 
 class AgentState(StrEnum):
@@ -48,7 +48,30 @@ class LoadRequest(BaseModel):
     run_id: str
     agent_index: int
     agent_count: int
-    gateway: str  # host:port
+    # host:port, or host:port,host:port,... for a run with several gateways (device i talks to the
+    # (i mod n)-th of them: simulator/devices/fleet.py)
+    gateway: str
+
+    @field_validator("gateway")
+    @classmethod
+    def _addresses(cls, value: str) -> str:
+        gateway_addresses(value)
+        return value
+
+
+def gateway_addresses(value: str) -> list[tuple[str, int]]:
+    """``host:port[,host:port...]`` as (host, port) pairs; a clear error naming the part that is wrong."""
+    out = []
+    for part in value.split(","):
+        host, sep, port = part.strip().rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(
+                f"gateway {part.strip()!r}: give host:port (port 1..65535), comma-separated for several"
+            )
+        out.append((host, int(port)))
+    if len(set(out)) != len(out):
+        raise ValueError(f"gateway {value!r}: the same gateway twice")
+    return out
 
 
 class ArmRequest(BaseModel):

@@ -240,7 +240,7 @@ def results(
         "started": round(started, 3),
         "finished": round(time.time(), 3),
         "devices": len(fleet.devices),
-        "gateway": f"{fleet.host}:{fleet.port}",
+        "gateway": ",".join(f"{h}:{p}" for h, p in fleet.addresses),
         "protocol": scenario.transport.protocol,
         "counters": dataclasses.asdict(fleet.counters),
         "buffered_at_end": fleet.buffered,

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web as aiohttp_web
+from pydantic import ValidationError
 
 from harness.sink import AckSink
 from simulator.orchestration import api, controller, web
@@ -272,3 +273,20 @@ def test_results_model_keeps_numbers_and_unknown_keys() -> None:
     assert json.dumps(api.AgentResults.model_validate(wire).wire()) == json.dumps(body)
     with_refusals = {**copy.deepcopy(body), "gateway_refusals": {"oversized": 3}}
     assert api.AgentResults.model_validate(with_refusals).gateway_refusals == {"oversized": 3}
+
+
+@pytest.mark.parametrize(
+    ("gateway", "error"),
+    [
+        ("10.0.0.5", "'10.0.0.5': give host:port"),
+        ("10.0.0.5:5000,10.0.0.6", "'10.0.0.6': give host:port"),
+        ("10.0.0.5:99999", "port 1..65535"),
+        ("10.0.0.5:5000,10.0.0.5:5000", "the same gateway twice"),
+    ],
+)
+def test_a_load_request_names_the_gateway_address_that_is_wrong(gateway: str, error: str) -> None:
+    body = {"scenario": "x", "run_id": "r", "agent_index": 0, "agent_count": 1, "gateway": gateway}
+    with pytest.raises(ValidationError, match=error):
+        api.LoadRequest.model_validate(body)
+    ok = api.LoadRequest.model_validate({**body, "gateway": "10.0.0.5:5000, 10.0.0.6:5001"})
+    assert api.gateway_addresses(ok.gateway) == [("10.0.0.5", 5000), ("10.0.0.6", 5001)]

@@ -128,6 +128,62 @@ def test_broker_node_loss_needs_three_brokers_and_powers_the_host_off() -> None:
     assert (entry["host"], entry["argv"], entry["params"]) == ("b2", ["node-loss"], {"at_s": 2.0})
 
 
+def test_gateway_host_loss_needs_two_gateways_and_resets_the_host() -> None:
+    with pytest.raises(ScenarioError, match=r"gateway-host-loss needs at least 2 gateways.*has 1"):
+        _plan("    - {action: gateway-host-loss}\n")
+    pair = {**GROUPS, "gateways": ["g0", "g1"]}
+    (entry,) = faults.plan(
+        parse(SCENARIO + "    - {action: gateway-host-loss, target: 1}\n"),
+        1000.0,
+        pair,
+        [("10.0.0.5", 5000), ("10.0.0.6", 5000)],
+    )
+    assert (entry["host"], entry["argv"]) == ("g1", ["host-loss", "iot-gateway", "5000"])
+
+
+def test_a_partition_cuts_the_agent_off_every_gateway() -> None:
+    (entry,) = faults.plan(
+        parse(SCENARIO + "    - {action: partition, target: 2}\n"),
+        1000.0,
+        {**GROUPS, "gateways": ["g0", "g1"]},
+        [("10.0.0.5", 5000), ("10.0.0.6", 5000)],
+    )
+    assert entry["argv"] == ["partition", "10.0.0.5,10.0.0.6", "15"]
+
+
+def _host_loss_rows(tmp_path: Path, log: list[dict]) -> list[dict]:
+    entries = faults.plan(
+        parse(SCENARIO + "    - {action: gateway-host-loss, target: 1}\n"),
+        1000.0,
+        {**GROUPS, "gateways": ["g0", "g1"]},
+        [("10.0.0.5", 5000), ("10.0.0.6", 5000)],
+    )
+    bundle = _bundle(tmp_path, entries, {"g1/gateway-host-loss": log}, [])
+    return audit.attribute_duplicates(faults.collect(bundle), [1_043_000, 1_400_000])["faults"]
+
+
+def test_a_gateway_host_loss_ends_when_the_gateway_listens_after_the_boot(tmp_path: Path) -> None:
+    log = [
+        {"event": "scheduled", "ts": 1000.0},
+        {"event": "start", "ts": 1042.0},
+        {"event": "scheduled", "ts": 1044.0},
+        {"event": "booted", "ts": 1044.0, "uptime_s": 1.9},
+        {"event": "end", "ts": 1045.5},
+    ]
+    (row,) = _host_loss_rows(tmp_path, log)
+    assert (row["error"], row["lasted_s"]) == (None, 3.5) and "after the boot" in row["note"]
+    assert row["duplicates"] == 1 and "high-water marks" in row["duplicate_cause"]
+    assert audit.fault_verdict([row])["pass"]
+
+
+def test_a_gateway_that_never_came_back_fails_the_fault(tmp_path: Path) -> None:
+    (row,) = _host_loss_rows(
+        tmp_path, [{"event": "scheduled", "ts": 1000.0}, {"event": "start", "ts": 1042.0}]
+    )
+    assert "did not answer again after the boot" in row["error"]
+    assert not audit.fault_verdict([row])["pass"]
+
+
 def _node_loss_rows(tmp_path: Path, unreachable: bool, log: list[dict]) -> list[dict]:
     cluster = {**GROUPS, "brokers": ["b0", "b1", "b2"]}
     entries = faults.plan(
@@ -198,7 +254,7 @@ def test_the_injector_cuts_and_heals_a_partition_and_logs_it(netns: str, tmp_pat
             "partition",
             f"{at:.3f}",
             "partition",
-            "127.0.0.9",
+            "127.0.0.9,127.0.0.10",
             "1.5",
         ],
         env={"IBP_FAULT_DIR": str(tmp_path), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
@@ -211,8 +267,9 @@ def test_the_injector_cuts_and_heals_a_partition_and_logs_it(netns: str, tmp_pat
     after = subprocess.run(
         ["ip", "netns", "exec", netns, "iptables", "-S"], capture_output=True, text=True
     ).stdout
-    assert "-A OUTPUT -d 127.0.0.9/32" in during and "-A INPUT -s 127.0.0.9/32" in during
-    assert "127.0.0.9" not in after
+    for peer in ("127.0.0.9", "127.0.0.10"):  # every gateway of the run
+        assert f"-A OUTPUT -d {peer}/32" in during and f"-A INPUT -s {peer}/32" in during
+    assert "127.0.0." not in after
     log = [json.loads(x) for x in (tmp_path / "run1" / "partition.jsonl").read_text().splitlines()]
     events = [e["event"] for e in log]
     assert events == ["scheduled", "start", "end"]

@@ -6,6 +6,8 @@ import asyncio
 import secrets
 import time
 
+import pytest
+
 from harness.sink import AckSink
 from ibp import protocol as ibp
 from simulator.devices.fleet import Fleet, device_ids, start_sequence
@@ -183,3 +185,52 @@ def test_outage_is_not_drained_until_the_fleet_is_back_online() -> None:
     dev.buf.clear()
     dev.base_seq = dev.next_seq
     assert fleet.outage_backlog() == 0
+
+
+def test_two_gateways_split_the_devices_and_a_down_one_keeps_its_devices_readings() -> None:
+    """Device i talks to gateway i mod 2; while gateway 1 is down its devices hold their readings (no
+    failover), gateway 0's devices are acked meanwhile, and everything is acked once gateway 1 is back."""
+
+    async def go() -> None:
+        key = secrets.token_bytes(32)
+        loop = asyncio.get_running_loop()
+        tr0, sink0, port0 = await _with_sink(key)
+        probe, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
+        port1 = probe.get_extra_info("sockname")[1]
+        probe.close()  # gateway 1's port: nobody listens yet
+        scn = _scn(
+            "transport: {sockets: 3, ack_timeout_ms: 100, backoff_base_ms: 20, backoff_cap_ms: 200}",
+            "[{name: n, kind: normal, duration_s: 30}]",
+        )
+        fleet = Fleet(
+            scn, "127.0.0.1", port0, "t", key, gateways=(("127.0.0.1", port0), ("127.0.0.1", port1))
+        )
+        await fleet.open()
+        assert len(fleet.endpoints) == 6
+        driver = asyncio.create_task(fleet.run())
+        await asyncio.sleep(2.5)
+        waiting = [d for d in fleet.devices if d.idx % 2 == 1]
+        assert all(d.buf for d in waiting), "gateway 1 is down: its devices keep what they generated"
+        assert set(sink0.keys) == {d.id for d in fleet.devices if d.idx % 2 == 0}
+        tr1, sink1 = await loop.create_datagram_endpoint(
+            lambda: AckSink(key), local_addr=("127.0.0.1", port1)
+        )
+        for _ in range(300):
+            await asyncio.sleep(0.02)
+            if all(not d.buf for d in waiting):
+                break
+        fleet.stop()
+        await driver
+        fleet.close()
+        tr0.close()
+        tr1.close()
+        assert set(sink1.keys) == {d.id for d in waiting}
+        assert fleet.counters.acked == fleet.counters.generated - fleet.buffered
+        assert all(not d.buf for d in waiting)
+
+    asyncio.run(go())
+
+
+def test_gateways_must_start_with_host_and_port() -> None:
+    with pytest.raises(ValueError, match=r"must start with host:port 127\.0\.0\.1:5000"):
+        Fleet(_scn(), "127.0.0.1", 5000, "t", b"k" * 32, gateways=(("10.0.0.2", 5000),))
