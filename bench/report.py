@@ -16,6 +16,7 @@ def _row(table: Table, name: str, p: dict) -> None:
         f"{p['ratio']:.2f}" if p["ratio"] is not None else "-",
         f"{gw['ack_latency_ms']['p50']:.0f} / {gw['ack_latency_ms']['p99']:.0f}",
         f"{gw['gateway_cpu_s_per_100k']:.2f} / {p['bare_batch']['cpu_s_per_100k']:.2f}",
+        f"{gw['loadgen_cpu_s_per_100k']:.2f}" if "loadgen_cpu_s_per_100k" in gw else "-",
         " ".join(f"{x:.1f}" for x in p["load_before"]),
     )
 
@@ -32,6 +33,7 @@ def print_table(report: dict) -> None:
         "ratio",
         "ack p50/p99 ms",
         "CPU s/100k gw / bare",
+        "CPU s/100k sender",
         "load 1/5/15",
     ):
         table.add_column(col, justify="right")

@@ -4,6 +4,10 @@ Each device follows docs/protocol.md "Device rules": stop-and-wait (one batch in
 unacked readings), retransmission on timeout with capped exponential backoff and full jitter, waiting on
 BUSY. ``drop_rate`` throws away that share of datagrams in both directions on purpose (a lossy network).
 Devices are spread over ``sockets`` UDP sockets, so SO_REUSEPORT spreads them over the gateway's workers.
+``prebuild()`` encodes every full batch's datagram before the run (as a device's firmware holds the bytes
+it will retransmit), so that the measured run costs the sender only its sends, waits and answer checks:
+``make bench`` needs a load generator that costs well under the gateway's CPU per reading. A batch that
+does not start where a pre-built one does (an ACK that covered part of a datagram) is encoded then.
 The full simulator (many hosts, scenarios) lives in ``simulator/``.
 """
 
@@ -30,6 +34,7 @@ class Device:
     busy_until: float = 0.0
     sent_at: float = 0.0
     latencies: list[float] = field(default_factory=list)
+    prebuilt: dict[int, tuple[int, bytes]] = field(default_factory=dict)  # first seq -> (readings, datagram)
 
     @property
     def last_seq(self) -> int:
@@ -146,9 +151,27 @@ class Fleet:
             device.busy_until = time.monotonic() + answer.retry_after_ms / 1000.0
             device.event.set()
 
+    def prebuild(self) -> int:
+        """Encode each device's batches (first_seq, first_seq + batch, ...) now; returns how many."""
+        built = 0
+        for device in self.devices.values():
+            first = device.acked + 1
+            while first <= device.last_seq:
+                n = min(self.batch, device.last_seq - first + 1)
+                device.prebuilt[first] = (n, self._encode(device, first, n))
+                first += n
+                built += 1
+        return built
+
     def _datagram(self, device: Device) -> bytes:
         first = device.acked + 1
         n = min(self.batch, device.last_seq - device.acked)
+        cached = device.prebuilt.get(first)
+        if cached is not None and cached[0] == n:
+            return cached[1]
+        return self._encode(device, first, n)
+
+    def _encode(self, device: Device, first: int, n: int) -> bytes:
         now_ms = int(time.time() * 1000)
         readings = [(now_ms, self.payload(device, seq)) for seq in range(first, first + n)]
         return protocol.encode_data(device.device_id, device.key, first, readings)

@@ -1,0 +1,46 @@
+"""The bench's load generator: pre-built datagrams are the ones a device would build, and a run on real
+UDP sockets against the acking sink acks every reading with them."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+from harness.loadgen import Fleet, fleet_keys
+from harness.sink import AckSink
+from ibp import protocol
+
+
+def _fleet(port: int, key: bytes) -> Fleet:
+    return Fleet("127.0.0.1", port, fleet_keys(key, 30, "lg"), readings_per_device=23, batch=10, run_id="lg")
+
+
+def test_prebuild_encodes_every_batch_and_a_partial_ack_gets_a_fresh_datagram() -> None:
+    key = secrets.token_bytes(32)
+    fleet = _fleet(9, key)
+    assert fleet.prebuild() == 30 * 3  # batches of 10, 10 and 3
+    dev = next(iter(fleet.devices.values()))
+    first = fleet._datagram(dev)
+    assert first is dev.prebuilt[dev.first_seq][1]
+    batch = protocol.parse_data(first)
+    assert (batch.first_seq, len(batch.readings)) == (dev.first_seq, 10)
+    dev.acked = dev.first_seq + 3  # an ACK that covered part of the datagram: the next starts mid-batch
+    fresh = protocol.parse_data(fleet._datagram(dev))
+    assert (fresh.first_seq, len(fresh.readings)) == (dev.first_seq + 4, 10)
+    dev.acked = dev.first_seq + 19  # the last, short batch is pre-built too
+    assert fleet._datagram(dev) is dev.prebuilt[dev.first_seq + 20][1]
+
+
+def test_a_prebuilt_fleet_is_fully_acked_on_real_sockets() -> None:
+    async def go() -> tuple[int, int, int]:
+        key = secrets.token_bytes(32)
+        loop = asyncio.get_running_loop()
+        tr, sink = await loop.create_datagram_endpoint(lambda: AckSink(key), local_addr=("127.0.0.1", 0))
+        fleet = _fleet(tr.get_extra_info("sockname")[1], key)
+        fleet.prebuild()
+        result = await fleet.run(timeout_s=30)
+        tr.close()
+        return result.readings, result.fully_acked, sink.readings
+
+    readings, fully_acked, at_sink = asyncio.run(go())
+    assert (readings, fully_acked, at_sink) == (30 * 23, 30, 30 * 23)
