@@ -167,7 +167,7 @@ def test_a_gateway_host_loss_ends_when_the_gateway_listens_after_the_boot(tmp_pa
         {"event": "scheduled", "ts": 1000.0},
         {"event": "start", "ts": 1042.0},
         {"event": "scheduled", "ts": 1044.0},
-        {"event": "booted", "ts": 1044.0, "uptime_s": 1.9},
+        {"event": "booted", "ts": 1044.0, "host_up_s": 1},
         {"event": "end", "ts": 1045.5},
     ]
     (row,) = _host_loss_rows(tmp_path, log)
