@@ -149,7 +149,11 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--client-cert", help="client certificate to present (agents with mutual TLS)")
     c.add_argument("--client-key", help="its private key")
     c.add_argument("--scenario", required=True)
-    c.add_argument("--gateway", required=True, help="gateway host:port the agents send to")
+    c.add_argument(
+        "--gateway",
+        required=True,
+        help="gateway host:port the agents send to (host:port,host:port,... for several)",
+    )
     c.add_argument("--run-id")
     c.add_argument("--lead", type=float, default=3.0, help="seconds from arming to T0")
     c.add_argument(
