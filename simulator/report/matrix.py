@@ -54,7 +54,14 @@ def row(bundle: Path, audit: dict[str, Any] | None) -> dict[str, Any]:
         "fault": ", ".join(sorted({f["label"] for f in faults})) or "none",
         "hosts": sorted({f["host"] for f in faults}),
         "fault_at_s": round(min(f["started_at"] for f in hit) - flush, 1) if hit and flush else None,
-        "fault_lasted_s": max((f.get("lasted_s") or 0) for f in hit) if hit else None,
+        # a host lost for the rest of the run (broker-node-loss) has no end: "to end", not 0
+        "fault_lasted_s": (
+            "to end"
+            if any(f.get("lasts_to_end") for f in hit)
+            else max((f.get("lasted_s") or 0) for f in hit)
+            if hit
+            else None
+        ),
         "delivered": audit["delivered"],
         "missing": audit["missing"],
         "duplicates": audit["duplicates"],

@@ -327,6 +327,9 @@ def test_matrix_report_has_one_row_per_run_and_fails_a_run_without_audit(tmp_pat
     assert rows[1]["verdict"] == "FAIL" and "no audit.json" in rows[1]["error"]
     assert json.loads((out / "matrix.json").read_text())["verdict"] == "FAIL"
     assert "partition" in (out / "matrix.txt").read_text() and "<img" in (out / "matrix.html").read_text()
+    lost = {**fault, "label": "broker-node-loss", "ended_at": None, "lasted_s": None, "lasts_to_end": True}
+    audit_lost = {**json.loads((good / "audit.json").read_text()), "faults": [lost]}
+    assert matrix.row(good, audit_lost)["fault_lasted_s"] == "to end"  # not 0: the host never came back
 
 
 def test_disk_full_fills_the_agents_state_dir_and_must_expect_the_failure() -> None:
