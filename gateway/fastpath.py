@@ -14,22 +14,11 @@ import struct
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ibp.protocol import MAGIC, MAX_ID_LEN, MAX_SEQ, TAG_LEN, VERSION, ProtocolError
+from ibp.protocol import MAGIC, MAX_ID_LEN, MAX_SEQ, TAG_LEN, VERSION, ProtocolError, check_device_id
 
 _SEQ_COUNT = struct.Struct(">IB")
 _READING = struct.Struct(">QH")
 _HEAD_OK = MAGIC + bytes([VERSION, 0x01])
-
-
-def check_device_id(raw: bytes) -> str:
-    """Decode a device id exactly as the reference does (UTF-8, no control characters)."""
-    try:
-        device_id = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ProtocolError("bad_device_id", "not UTF-8") from None
-    if any(b < 0x20 or b == 0x7F for b in raw):
-        raise ProtocolError("bad_device_id", "control character")
-    return device_id
 
 
 def parse_data_raw(datagram: bytes) -> tuple[bytes, int, list[tuple[int, bytes]], int]:

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Protocol, cast
 
 from gateway import fastpath
+from ibp import protocol
 
 NATIVE_API = 1  # must equal ibp_native.API (gateway/native/src/lib.rs): a stale build is not used
 ENV = "IBP_NATIVE"
@@ -71,4 +72,4 @@ build_records = _impl.build_records
 encode_ack = _impl.encode_ack
 encode_busy = _impl.encode_busy
 payload_is_object = _impl.payload_is_object
-check_device_id = fastpath.check_device_id  # once per new device: not on the hot path
+check_device_id = protocol.check_device_id  # once per new device: not on the hot path

@@ -195,14 +195,18 @@ def _read_id(datagram: bytes, offset: int) -> tuple[str, int]:
     end = offset + 1 + n
     if end > len(datagram):
         raise ProtocolError("truncated", "device id runs past the end")
-    raw = datagram[offset + 1 : end]
+    return check_device_id(datagram[offset + 1 : end]), end
+
+
+def check_device_id(raw: bytes) -> str:
+    """A device id's bytes as text: UTF-8 without control characters (the gateway's fast path uses this too)."""
     try:
         device_id = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ProtocolError("bad_device_id", "not UTF-8") from None
     if any(b < 0x20 or b == 0x7F for b in raw):
         raise ProtocolError("bad_device_id", "control character")
-    return device_id, end
+    return device_id
 
 
 def parse_data(datagram: bytes) -> DataBatch:
