@@ -3,7 +3,8 @@
 Starts its own broker (Apache Kafka from the project's cache) with a second listener reached through a
 delaying TCP proxy (``bench/delay_proxy.py``, 250 ms on every broker -> client byte), then measures:
   1. bare producer (``send()`` per record, and ``send_batch()``), same records, same producer settings;
-  2. the gateway end to end (loadgen devices -> UDP -> gateway -> Kafka -> ACK);
+  2. the gateway end to end (loadgen devices -> UDP -> gateway -> Kafka -> ACK), at aiokafka's lz4 level (9, as the
+     bare producer) and again at ``--fast-level`` (1: what a user would pick for CPU);
   3. both again through the 250 ms proxy;
   4. ``python -m simulator capacity --json`` when available;
   5. the peers (``bench/peers/``): the gateway's legacy path, rsyslog, the OpenTelemetry Collector under the
@@ -142,6 +143,26 @@ async def phase(name: str, bootstrap: str, topic: str, args: argparse.Namespace,
     finally:
         code = run.stop()
     out["gateway"]["exit_code"] = code
+    if args.fast_level is not None and name == "no-latency":
+        # the same run with lz4 at a level a user would pick for CPU (aiokafka's builder knows only 9)
+        print(f"[{name}] gateway end to end, kafka.compression_level={args.fast_level} ...", flush=True)
+        fast = GatewayRun(
+            bootstrap,
+            topic,
+            workdir / f"gateway-{name}-level",
+            udp={"workers": args.workers},
+            kafka={
+                "producers_per_worker": args.producers,
+                "batch_size": args.batch_size,
+                "linger_ms": args.linger_ms,
+                "compression_level": args.fast_level,
+            },
+        )
+        try:
+            out["gateway_fast_level"] = await fast.measure(args.devices, args.readings, args.batch)
+        finally:
+            out["gateway_fast_level"]["exit_code"] = fast.stop()
+        out["gateway_fast_level"]["compression_level"] = args.fast_level
     out["load_after"] = load_average()
     gw = out["gateway"]["readings_per_s"]
     ceiling = max(out["bare_send"]["readings_per_s"], out["bare_batch"]["readings_per_s"])
@@ -210,6 +231,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=262144)
     parser.add_argument("--linger-ms", type=int, default=50)
     parser.add_argument("--delay-ms", type=float, default=250.0, help="injected broker latency; 0 skips it")
+    parser.add_argument(
+        "--fast-level",
+        type=int,
+        default=1,
+        help="also run the gateway with kafka.compression_level at this lz4 level (-1 skips; the main runs keep "
+        "aiokafka's level 9, as the bare producer)",
+    )
     parser.add_argument("--no-simulator", dest="simulator", action="store_false")
     parser.add_argument("--simulator-timeout", type=float, default=600.0)
     parser.add_argument("--no-peers", dest="peers", action="store_false", help="skip bench/peers")
@@ -233,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, default=ROOT / "reports")
     args = parser.parse_args(argv)
+    if args.fast_level is not None and args.fast_level < 0:
+        args.fast_level = None
     try:
         import uvloop
 

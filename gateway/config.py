@@ -103,6 +103,8 @@ SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 ACKS = typing.get_args(Acks)
 COMPRESSIONS = typing.get_args(Compression)
+COMPRESSION_LEVELS = {"gzip": (1, 9), "lz4": (0, 16), "zstd": (1, 22)}
+"""The levels each codec takes (snappy and none take none)."""
 SECURITY_PROTOCOLS = typing.get_args(SecurityProtocol)
 SASL_MECHANISMS = typing.get_args(SaslMechanism)
 LOG_LEVELS = typing.get_args(LogLevel)
@@ -114,6 +116,8 @@ class KafkaConfig:
     topic: Annotated[str, AfterValidator(_topic)] = "iot_telemetry"
     acks: Annotated[Acks, BeforeValidator(_text)] = "all"
     compression: Annotated[Compression, BeforeValidator(_lower)] = "lz4"
+    # None: the codec's default as aiokafka applies it (lz4: 9, as Kafka's Java producer); see gateway/batch.py
+    compression_level: int | None = None
     batch_size: Annotated[int, between(1024, None)] = 262144
     linger_ms: Annotated[int, between(0, 10000)] = 20
     producers_per_worker: Annotated[int, between(1, 64)] = 2
@@ -129,6 +133,18 @@ class KafkaConfig:
 
     @model_validator(mode="after")
     def _consistent(self, info: ValidationInfo) -> Self:
+        if self.compression_level is not None:
+            span = COMPRESSION_LEVELS.get(self.compression)
+            if span is None:
+                fail(
+                    f"{self.compression} takes no level: leave kafka.compression_level unset",
+                    "compression_level",
+                )
+            elif not span[0] <= self.compression_level <= span[1]:
+                fail(
+                    f"{self.compression} takes a level from {span[0]} to {span[1]}, got {self.compression_level}",
+                    "compression_level",
+                )
         if self.max_request_size < self.batch_size:
             fail(
                 f"must be at least kafka.batch_size ({self.batch_size}), got {self.max_request_size}",

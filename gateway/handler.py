@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -246,7 +246,7 @@ class DatagramHandler:
     # ------------------------------------------------------------ Kafka
 
     def _submit(
-        self, key: bytes, records: list[tuple[bytes, int]], received_at: float, pending: _Pending | None
+        self, key: bytes, records: Sequence[tuple[bytes, int]], received_at: float, pending: _Pending | None
     ) -> None:
         n = len(records)
         self.inflight += n

@@ -8,7 +8,9 @@ built and importable, else the pure-Python :mod:`gateway.fastpath`. Both have th
 Functions: ``parse_data_raw(datagram) -> (raw_id, first_seq, readings, tag_offset)`` (``readings`` is a
 sequence of ``(timestamp_ms, payload)``: a list in Python, an ``ibp_native.Readings`` natively; pass it
 back only to the same implementation), ``check_device_id``, ``verify``, ``payloads_ok(readings)``,
-``build_records(readings, id_json, first, now_ms, ranges=None)``, ``encode_ack``, ``encode_busy``.
+``build_records(readings, id_json, first, now_ms, ranges=None)`` (a sequence of ``(value, now_ms)``: a list in
+Python, a lazy ``ibp_native.Records`` natively, whose values the native ``RecordBatch`` writes in place),
+``encode_ack``, ``encode_busy``. The Kafka batches that take the records are in :mod:`gateway.batch`.
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Sequence
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 from gateway import fastpath
 from ibp import protocol
 
-NATIVE_API = 1  # must equal ibp_native.API (gateway/native/src/lib.rs): a stale build is not used
+NATIVE_API = 2  # must equal ibp_native.API (gateway/native/src/lib.rs): a stale build is not used
 ENV = "IBP_NATIVE"
 
 Readings = Sequence[tuple[int, bytes]]
@@ -42,7 +44,7 @@ class Codec(Protocol):
         first: int,
         now_ms: int,
         ranges: list[tuple[int, int]] | None = None,
-    ) -> list[tuple[bytes, int]]: ...
+    ) -> Sequence[tuple[bytes, int]]: ...
     def encode_ack(self, raw_id: bytes, key: bytes, ack_seq: int) -> bytes: ...
     def encode_busy(self, raw_id: bytes, key: bytes, retry_after_ms: int) -> bytes: ...
     def payload_is_object(self, payload: bytes) -> bool: ...
@@ -73,3 +75,10 @@ encode_ack = _impl.encode_ack
 encode_busy = _impl.encode_busy
 payload_is_object = _impl.payload_is_object
 check_device_id = protocol.check_device_id  # once per new device: not on the hot path
+
+
+def native_module() -> Any:
+    """The imported ``ibp_native`` itself, for its classes (``RecordBatch``); only when ``IMPL == "native"``."""
+    if _native is None:
+        raise RuntimeError(f"ibp_native is not in use: {WHY}")
+    return _native

@@ -1,5 +1,9 @@
 """The worker's Kafka side: several aiokafka producers fed with ready-made record batches.
 
+The batches are the gateway's own (:mod:`gateway.batch`: native when ``ibp_native`` is built), filled a
+datagram at a time and compressed at the configured level; ``aiokafka_batches=True`` uses aiokafka's own
+``create_batch()`` builders instead (the bench's bare-producer ceiling).
+
 aiokafka keeps one produce request in flight per broker connection and queues at most one batch per
 partition, so on a broker that acks slowly (AutoMQ's S3 WAL: hundreds of ms) a single producer caps at
 ``partitions x batch_size`` per round trip. Here each worker builds its own batches per partition with
@@ -21,14 +25,16 @@ import asyncio
 import ssl
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.helpers import create_ssl_context
 from aiokafka.partitioner import murmur2
+from aiokafka.producer.message_accumulator import BatchBuilder
 
+from gateway import batch as batch_mod
 from gateway.config import KafkaConfig
 
 
@@ -45,9 +51,21 @@ class Job:
     failed: bool = False
 
 
+class _AiokafkaBatch(BatchBuilder):  # type: ignore[misc]  # aiokafka ships no type information
+    """aiokafka's own builder with :class:`gateway.batch.Batch`'s ``append_from`` (one call per record)."""
+
+    def append_from(self, key: bytes | None, records: Sequence[tuple[bytes, int]], start: int) -> int:
+        append = self.append
+        for k in range(start, len(records)):
+            value, ts = records[k]
+            if append(timestamp=ts, key=key, value=value) is None:
+                return k
+        return len(records)
+
+
 @dataclass(slots=True, eq=False)
 class _OpenBatch:
-    builder: Any  # aiokafka's BatchBuilder (aiokafka ships no type information)
+    builder: Any  # a gateway.batch.Batch, handed to aiokafka's send_batch() as its builder
     jobs: list[Job] = field(default_factory=list)
     records: int = 0
     timer: asyncio.TimerHandle | None = None
@@ -103,6 +121,8 @@ class KafkaOut:
         cfg: KafkaConfig,
         client_id: str,
         on_batch: Callable[[int, float, bool], None] | None = None,
+        *,
+        aiokafka_batches: bool = False,
     ) -> None:
         self.cfg = cfg
         self.topic = cfg.topic
@@ -121,6 +141,12 @@ class KafkaOut:
         # called once after every batch's jobs are done, so their answers can leave together (handler.settle)
         self.on_settled: Callable[[], None] | None = None
         self._loop: asyncio.AbstractEventLoop  # set by start(): batches are only made once started
+        self._make_batch: Callable[[], Any]
+        if aiokafka_batches:
+            compression = 0 if cfg.compression == "none" else batch_mod.CODEC_BITS[cfg.compression]
+            self._make_batch = lambda: _AiokafkaBatch(cfg.batch_size, compression)
+        else:
+            self._make_batch = batch_mod.factory(cfg.batch_size, cfg.compression, cfg.compression_level)
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -155,26 +181,29 @@ class KafkaOut:
             self._partition_cache[key] = p
         return p
 
-    def submit(self, job: Job, key: bytes, records: list[tuple[bytes, int]]) -> None:
-        """Append ``records`` ([(value, timestamp_ms)], all with ``key``) for ``job``; never blocks."""
+    def submit(self, job: Job, key: bytes, records: Sequence[tuple[bytes, int]]) -> None:
+        """Append ``records`` ((value, timestamp_ms) each, all with ``key``) for ``job``; never blocks."""
         partition = self.partition_for(key)
-        batch = self._open.get(partition)
-        if batch is None:
-            batch = self._new_batch(partition)
-        for value, ts in records:
-            if batch.builder.append(timestamp=ts, key=key, value=value) is None:
-                self._batch_full(partition)
+        total, start = len(records), 0
+        while True:
+            batch = self._open.get(partition)
+            if batch is None:
                 batch = self._new_batch(partition)
-                if batch.builder.append(timestamp=ts, key=key, value=value) is None:  # pragma: no cover
-                    raise ValueError("a single record is larger than kafka.batch_size")
-            if not batch.jobs or batch.jobs[-1] is not job:
+            end = batch.builder.append_from(key, records, start)
+            if end > start:
                 batch.jobs.append(job)
                 job.pending += 1
-            batch.records += 1
+                batch.records += end - start
+            elif not batch.records:  # pragma: no cover - the first record of a batch always fits
+                raise ValueError("a record does not fit an empty batch")
+            if end >= total:
+                break
+            self._batch_full(partition)
+            start = end
         job.sealed = True
 
     def _new_batch(self, partition: int) -> _OpenBatch:
-        batch = _OpenBatch(self._producers[0].create_batch())
+        batch = _OpenBatch(self._make_batch())
         self._open[partition] = batch
         batch.timer = self._loop.call_later(self._linger, self._linger_expired, partition, batch)
         return batch

@@ -21,13 +21,19 @@ except ImportError:
     ibp_native = None
 
 
+@pytest.mark.parametrize("level", [None, "1"], ids=["lz4-default", "lz4-level-1"])
 @pytest.mark.parametrize("codec", ["native", "python"])
-def test_gateway_on_each_codec_path(codec, kafka_broker, fresh_topic, gateway_factory, udp_client) -> None:
+def test_gateway_on_each_codec_path(
+    codec, level, kafka_broker, fresh_topic, gateway_factory, udp_client
+) -> None:
+    """Each path's own batches (gateway/batch.py), at aiokafka's lz4 level and at a chosen one, reach a real
+    broker (which checks their CRC and layout) and read back as the readings sent."""
     if codec == "native" and ibp_native is None:
         pytest.skip("ibp_native not built (make setup builds it when cargo is installed)")
-    gw = gateway_factory.start(
-        kafka_broker.bootstrap, fresh_topic, env={"IBP_NATIVE": "1" if codec == "native" else "0"}
-    )
+    env = {"IBP_NATIVE": "1" if codec == "native" else "0"}
+    if level is not None:
+        env["GATEWAY_KAFKA_COMPRESSION_LEVEL"] = level
+    gw = gateway_factory.start(kafka_broker.bootstrap, fresh_topic, env=env)
     status, body = gw.http_get("/healthz")
     assert status == 200 and f"codec={codec}" in body, body
     assert f"codec={codec}" in gw.log_tail(200)

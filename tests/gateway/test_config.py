@@ -82,6 +82,16 @@ def test_environment_overrides_file_and_pilot_variables(tmp_path: Path, registry
         ("udp: {port: abc}", {}, "udp.port: must be an integer"),
         ("kafka: {acks: 2}", {}, "kafka.acks:"),
         ("kafka: {compression: brotli}", {}, "kafka.compression:"),
+        (
+            "kafka: {compression: snappy, compression_level: 3}",
+            {},
+            "kafka.compression_level: snappy takes no level",
+        ),
+        (
+            "kafka: {compression_level: 17}",
+            {},
+            "kafka.compression_level: lz4 takes a level from 0 to 16, got 17",
+        ),
         ("kafka: {bootstrap_servers: nohostport}", {}, "kafka.bootstrap_servers:"),
         ("kafka: {security_protocol: SASL_SSL}", {}, "kafka.sasl_mechanism:"),
         ("kafka: {producers_per_worker: 0}", {}, "kafka.producers_per_worker:"),

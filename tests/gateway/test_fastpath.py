@@ -207,9 +207,9 @@ def test_native_datagram_work_matches_the_reference(device_id, first, readings, 
     assert ibp_native.payloads_ok(nreadings) is fastpath.payloads_ok(preadings)
     ranges = None if ranges is None else [(first + lo, first + hi) for lo, hi in ranges]
     id_json = json.dumps(device_id).encode()
-    assert ibp_native.build_records(nreadings, id_json, first, now_ms, ranges) == fastpath.build_records(
-        preadings, id_json, first, now_ms, ranges
-    )
+    assert list(
+        ibp_native.build_records(nreadings, id_json, first, now_ms, ranges)
+    ) == fastpath.build_records(preadings, id_json, first, now_ms, ranges)
 
 
 @needs_native

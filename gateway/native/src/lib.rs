@@ -9,13 +9,16 @@ use hmac::{Hmac, Mac};
 use pyo3::exceptions::{PyIndexError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
-use pyo3::types::{PyBytes, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyTuple};
 use sha2::Sha256;
+
+mod batch;
+mod records;
 
 type HmacSha256 = Hmac<Sha256>;
 
 /// Bumped whenever a signature below changes: gateway/hotpath.py refuses a stale build.
-const API: u32 = 1;
+const API: u32 = 2;
 
 const HEAD_OK: &[u8; 4] = b"IB\x01\x01";
 const VERSION: u8 = 1;
@@ -444,53 +447,6 @@ fn payloads_ok(py: Python<'_>, readings: &Bound<'_, Readings>) -> bool {
         .all(|it| is_object(&data[it.start..it.start + it.len]))
 }
 
-/// The Kafka record values of the readings, ``[(value, now_ms)]``, byte-identical to the handler's
-/// ``_VALUE % (id_json, seq, ts, now_ms, b"ibp1", payload)``; with ``ranges`` only the sequence
-/// numbers inside one of the inclusive ``(lo, hi)`` ranges.
-#[pyfunction]
-#[pyo3(signature = (readings, id_json, first, now_ms, ranges=None))]
-fn build_records<'py>(
-    py: Python<'py>,
-    readings: &Bound<'py, Readings>,
-    id_json: &[u8],
-    first: u64,
-    now_ms: i64,
-    ranges: Option<Vec<(u64, u64)>>,
-) -> PyResult<Bound<'py, PyList>> {
-    let r = readings.get();
-    let data = r.data.bind(py).as_bytes();
-    let now_obj = now_ms.into_pyobject(py)?.into_any();
-    let mut now_text = itoa::Buffer::new();
-    let now_text = now_text.format(now_ms).as_bytes();
-    let mut buf: Vec<u8> = Vec::with_capacity(256);
-    let mut seq_text = itoa::Buffer::new();
-    let mut ts_text = itoa::Buffer::new();
-    let mut out = Vec::with_capacity(r.items.len());
-    for (i, item) in r.items.iter().enumerate() {
-        let seq = first + i as u64;
-        if let Some(ranges) = &ranges {
-            if !ranges.iter().any(|&(lo, hi)| lo <= seq && seq <= hi) {
-                continue;
-            }
-        }
-        buf.clear();
-        buf.extend_from_slice(b"{\"device_id\":");
-        buf.extend_from_slice(id_json);
-        buf.extend_from_slice(b",\"seq\":");
-        buf.extend_from_slice(seq_text.format(seq).as_bytes());
-        buf.extend_from_slice(b",\"device_ts_ms\":");
-        buf.extend_from_slice(ts_text.format(item.ts).as_bytes());
-        buf.extend_from_slice(b",\"gateway_ts_ms\":");
-        buf.extend_from_slice(now_text);
-        buf.extend_from_slice(b",\"proto\":\"ibp1\",\"payload\":");
-        buf.extend_from_slice(&data[item.start..item.start + item.len]);
-        buf.push(b'}');
-        let value = PyBytes::new(py, &buf).into_any();
-        out.push(PyTuple::new(py, [value, now_obj.clone()])?);
-    }
-    PyList::new(py, out)
-}
-
 #[pymodule]
 fn ibp_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("API", API)?;
@@ -501,6 +457,8 @@ fn ibp_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encode_busy, m)?)?;
     m.add_function(wrap_pyfunction!(payload_is_object, m)?)?;
     m.add_function(wrap_pyfunction!(payloads_ok, m)?)?;
-    m.add_function(wrap_pyfunction!(build_records, m)?)?;
+    m.add_class::<records::Records>()?;
+    m.add_class::<batch::RecordBatch>()?;
+    m.add_function(wrap_pyfunction!(records::build_records, m)?)?;
     Ok(())
 }
