@@ -122,7 +122,7 @@ async def phase(name: str, bootstrap: str, topic: str, args: argparse.Namespace,
     records = make_records(args.devices, args.readings)
     out: dict = {"load_before": load_average()}
     print(f"[{name}] bare producer send() ...", flush=True)
-    out["bare_send"] = await bare.run_send(kafka, records)
+    out["bare_send"] = await bare.run_send(kafka, records[: args.send_readings])  # a rate: a slice will do
     print(f"[{name}] bare producer send_batch() ...", flush=True)
     out["bare_batch"] = await bare.run_batch(kafka, records)
     del records
@@ -225,6 +225,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--devices", type=int, default=4000)
     parser.add_argument("--readings", type=int, default=100, help="readings per device")
     parser.add_argument("--batch", type=int, default=25, help="readings per datagram")
+    parser.add_argument(
+        "--send-readings",
+        type=int,
+        default=400_000,
+        help="readings for the bare send() rate (one coroutine per record: slow, a slice of the records)",
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--producers", type=int, default=2, help="producers per worker")
     parser.add_argument("--partitions", type=int, default=12)

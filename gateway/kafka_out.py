@@ -4,16 +4,17 @@ The batches are the gateway's own (:mod:`gateway.batch`: native when ``ibp_nativ
 datagram at a time and compressed at the configured level; ``aiokafka_batches=True`` uses aiokafka's own
 ``create_batch()`` builders instead (the bench's bare-producer ceiling).
 
-aiokafka keeps one produce request in flight per broker connection and queues at most one batch per
-partition, so on a broker that acks slowly (AutoMQ's S3 WAL: hundreds of ms) a single producer caps at
-``partitions x batch_size`` per round trip. Here each worker builds its own batches per partition with
-``create_batch()`` (no per-record ``send()`` coroutine) and spreads sealed batches round-robin over
-``producers_per_worker`` producers, so several batches per partition are in flight at once.
+aiokafka keeps one produce request in flight per broker connection, and a batch handed over while one is
+in flight waits for it; so on a broker that acks slowly (AutoMQ's S3 WAL: hundreds of ms) a single
+producer caps at ``partitions x batch_size`` per round trip. Here each worker builds its own batches per
+partition and spreads them over ``producers_per_worker`` producers, so several requests are in flight at
+once.
 
-Dispatch is slot-aware: each (producer, partition) has at most one batch in flight. A batch whose
-linger expired leaves as soon as a producer is free for its partition; while none is, it keeps filling
-(up to ``batch_size``). So a fast broker sees small batches every ``linger_ms`` and a slow one sees full
-batches, without a queue of tiny batches each waiting a whole round trip.
+Dispatch is request-aware: only an idle producer (nothing in flight) takes batches, and it takes one ready
+batch of every partition that has one (one request). A batch whose linger expired leaves as soon as a
+producer is idle; while none is, it keeps filling (up to ``batch_size``). So a fast broker sees small
+batches every ``linger_ms`` and a slow one sees full batches in few requests, without batches queued
+behind a request in flight.
 
 A :class:`Job` is one datagram's new readings; its callback fires once every batch holding one of its
 records has been acked by Kafka (``ok=True``) or any of them failed (``ok=False``).
@@ -132,8 +133,8 @@ class KafkaOut:
         self._partition_cache: dict[bytes, int] = {}
         self._open: dict[int, _OpenBatch] = {}  # the batch filling, per partition
         self._full: dict[int, deque[_OpenBatch]] = {}  # full batches waiting for a free producer
-        self._busy: dict[int, set[int]] = {}  # partition -> producers with a batch of it in flight
-        self._rr: dict[int, int] = {}
+        self._idle: list[int] = []  # producers with nothing in flight
+        self._in_flight: dict[int, int] = {}  # producer -> batches it has in flight
         self._flushing = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._linger = cfg.linger_ms / 1000.0
@@ -159,6 +160,7 @@ class KafkaOut:
                 await self.stop()
                 raise
             self._producers.append(producer)
+        self._idle = list(range(len(self._producers)))[::-1]  # pop() takes producer 0 first
         parts = await self._producers[0].partitions_for(self.topic)
         self._partitions = sorted(parts)
 
@@ -212,7 +214,7 @@ class KafkaOut:
         batch.timer = None
         batch.lingered = True
         if self._open.get(partition) is batch:
-            self._dispatch(partition)
+            self._dispatch()
 
     def _batch_full(self, partition: int) -> None:
         batch = self._open.pop(partition)
@@ -220,46 +222,40 @@ class KafkaOut:
             batch.timer.cancel()
             batch.timer = None
         self._full.setdefault(partition, deque()).append(batch)
-        self._dispatch(partition)
+        self._dispatch()
 
-    def _free_producer(self, partition: int) -> int | None:
-        busy = self._busy.setdefault(partition, set())
-        n = len(self._producers)
-        if len(busy) >= n:
+    def _take(self, partition: int) -> _OpenBatch | None:
+        """The batch of ``partition`` that may leave now: a full one first, else the open one once lingered."""
+        full = self._full.get(partition)
+        if full:
+            return full.popleft()
+        batch = self._open.get(partition)
+        if batch is None or not batch.records or not (batch.lingered or self._flushing):
             return None
-        start = self._rr.get(partition, 0)
-        for k in range(n):
-            index = (start + k) % n
-            if index not in busy:
-                self._rr[partition] = index + 1
-                return index
-        return None  # pragma: no cover
+        del self._open[partition]
+        if batch.timer is not None:
+            batch.timer.cancel()
+            batch.timer = None
+        return batch
 
-    def _dispatch(self, partition: int) -> None:
-        """Hand waiting full batches, then the lingered open one, to producers free for ``partition``."""
-        while True:
-            full = self._full.get(partition)
-            if full:
-                index = self._free_producer(partition)
-                if index is None:
-                    return
-                batch = full.popleft()
-            else:
-                lingering = self._open.get(partition)
-                if lingering is None or not (lingering.lingered or self._flushing) or not lingering.records:
-                    return
-                batch = lingering
-                index = self._free_producer(partition)
-                if index is None:
-                    return
-                del self._open[partition]
-                if batch.timer is not None:
-                    batch.timer.cancel()
-                    batch.timer = None
-            self._busy[partition].add(index)
-            task = self._loop.create_task(self._send(index, partition, batch))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+    def _dispatch(self) -> None:
+        """Give every idle producer one request's worth: one ready batch of each partition that has one.
+
+        aiokafka sends one produce request per connection at a time and a batch added while a request is in
+        flight waits for it: handed to a busy producer, a batch would wait a whole broker round trip before
+        its own. So only idle producers take batches, all ready partitions at once (one request), and while
+        none is idle the open batches keep filling.
+        """
+        while self._idle:
+            taken = [(p, b) for p in list(self._open) + list(self._full) if (b := self._take(p)) is not None]
+            if not taken:
+                return
+            index = self._idle.pop()
+            self._in_flight[index] = len(taken)
+            for partition, batch in taken:
+                task = self._loop.create_task(self._send(index, partition, batch))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
 
     async def _send(self, index: int, partition: int, batch: _OpenBatch) -> None:
         started = time.monotonic()
@@ -269,7 +265,9 @@ class KafkaOut:
             await future
         except Exception:  # any produce error: nothing of this batch is acked; devices retransmit
             ok = False
-        self._busy[partition].discard(index)
+        self._in_flight[index] -= 1
+        if self._in_flight[index] == 0:
+            self._idle.append(index)
         if self._on_batch is not None:
             self._on_batch(batch.records, time.monotonic() - started, ok)
         for job in batch.jobs:
@@ -280,13 +278,12 @@ class KafkaOut:
                 job.on_done(job, not job.failed)
         if self.on_settled is not None:
             self.on_settled()
-        self._dispatch(partition)
+        self._dispatch()
 
     def flush_open(self) -> None:
         """From now on send every batch as soon as a producer is free, lingered or not (shutdown)."""
         self._flushing = True
-        for partition in list(self._open) + list(self._full):
-            self._dispatch(partition)
+        self._dispatch()
 
     async def drain(self) -> None:
         """Send every open batch and wait until each one in flight is acked or failed."""
