@@ -111,6 +111,30 @@ def simulator_capacity(timeout_s: float) -> dict:
         return {"error": f"not JSON: {result.stdout[-300:]}"}
 
 
+async def gateway_run(
+    bootstrap: str, topic: str, args: argparse.Namespace, workdir: Path, **kafka: object
+) -> dict:
+    """One gateway started with the bench's settings (plus ``kafka`` overrides), measured, stopped."""
+    run = GatewayRun(
+        bootstrap,
+        topic,
+        workdir,
+        udp={"workers": args.workers},
+        kafka={
+            "producers_per_worker": args.producers,
+            "batch_size": args.batch_size,
+            "linger_ms": args.linger_ms,
+            **kafka,
+        },
+    )
+    try:
+        result = await run.measure(args.devices, args.readings, args.batch)
+    finally:
+        code = run.stop()
+    result["exit_code"] = code
+    return result
+
+
 async def phase(name: str, bootstrap: str, topic: str, args: argparse.Namespace, workdir: Path) -> dict:
     kafka = KafkaConfig(
         bootstrap_servers=bootstrap,
@@ -127,42 +151,14 @@ async def phase(name: str, bootstrap: str, topic: str, args: argparse.Namespace,
     out["bare_batch"] = await bare.run_batch(kafka, records)
     del records
     print(f"[{name}] gateway end to end ...", flush=True)
-    run = GatewayRun(
-        bootstrap,
-        topic,
-        workdir / f"gateway-{name}",
-        udp={"workers": args.workers},
-        kafka={
-            "producers_per_worker": args.producers,
-            "batch_size": args.batch_size,
-            "linger_ms": args.linger_ms,
-        },
-    )
-    try:
-        out["gateway"] = await run.measure(args.devices, args.readings, args.batch)
-    finally:
-        code = run.stop()
-    out["gateway"]["exit_code"] = code
+    out["gateway"] = await gateway_run(bootstrap, topic, args, workdir / f"gateway-{name}")
     if args.fast_level is not None and name == "no-latency":
         # the same run with lz4 at a level a user would pick for CPU (aiokafka's builder knows only 9)
         print(f"[{name}] gateway end to end, kafka.compression_level={args.fast_level} ...", flush=True)
-        fast = GatewayRun(
-            bootstrap,
-            topic,
-            workdir / f"gateway-{name}-level",
-            udp={"workers": args.workers},
-            kafka={
-                "producers_per_worker": args.producers,
-                "batch_size": args.batch_size,
-                "linger_ms": args.linger_ms,
-                "compression_level": args.fast_level,
-            },
+        fast = await gateway_run(
+            bootstrap, topic, args, workdir / f"gateway-{name}-level", compression_level=args.fast_level
         )
-        try:
-            out["gateway_fast_level"] = await fast.measure(args.devices, args.readings, args.batch)
-        finally:
-            out["gateway_fast_level"]["exit_code"] = fast.stop()
-        out["gateway_fast_level"]["compression_level"] = args.fast_level
+        out["gateway_fast_level"] = fast | {"compression_level": args.fast_level}
     out["load_after"] = load_average()
     gw = out["gateway"]["readings_per_s"]
     ceiling = max(out["bare_send"]["readings_per_s"], out["bare_batch"]["readings_per_s"])

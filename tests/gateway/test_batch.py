@@ -8,7 +8,6 @@ the audit reads the records back); test_codec_paths.py runs a gateway on each pa
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 from aiokafka.producer.message_accumulator import BatchBuilder
@@ -18,16 +17,7 @@ from hypothesis import strategies as st
 
 from gateway import batch, fastpath
 from ibp import protocol
-
-try:
-    import ibp_native
-except ImportError:
-    ibp_native = None
-
-needs_native = pytest.mark.skipif(
-    ibp_native is None and os.environ.get("IBP_NATIVE_REQUIRED") != "1",
-    reason="ibp_native not built (make setup builds it when cargo is installed)",
-)
+from tests.gateway.native_ext import ibp_native, needs_native
 
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 records_st = st.lists(st.tuples(st.binary(max_size=300), st.integers(0, 2**41)), min_size=1, max_size=60)

@@ -17,16 +17,7 @@ from hypothesis import strategies as st
 
 from gateway import fastpath, hotpath
 from ibp import protocol
-
-try:
-    import ibp_native
-except ImportError:
-    ibp_native = None
-
-needs_native = pytest.mark.skipif(
-    ibp_native is None and os.environ.get("IBP_NATIVE_REQUIRED") != "1",
-    reason="ibp_native not built (make setup builds it when cargo is installed)",
-)
+from tests.gateway.native_ext import ibp_native, needs_native
 
 KEY = bytes(range(32))
 
