@@ -4,7 +4,8 @@ Starts its own broker (Apache Kafka from the project's cache) with a second list
 delaying TCP proxy (``bench/delay_proxy.py``, 250 ms on every broker -> client byte), then measures:
   1. bare producer (``send()`` per record, and ``send_batch()``), same records, same producer settings;
   2. the gateway end to end (loadgen devices -> UDP -> gateway -> Kafka -> ACK), at aiokafka's lz4 level (9, as the
-     bare producer) and again at ``--fast-level`` (1: what a user would pick for CPU);
+     bare producer) and again at ``--fast-level`` (1: what a user would pick for CPU); then, on the same gateway,
+     a paced load at half the rate it reached, for the ACK latency at half load (``half_load``);
   3. both again through the 250 ms proxy;
   4. ``python -m simulator capacity --json`` when available;
   5. the peers (``bench/peers/``): the gateway's legacy path, rsyslog, the OpenTelemetry Collector under the
@@ -112,9 +113,16 @@ def simulator_capacity(timeout_s: float) -> dict:
 
 
 async def gateway_run(
-    bootstrap: str, topic: str, args: argparse.Namespace, workdir: Path, **kafka: object
+    bootstrap: str,
+    topic: str,
+    args: argparse.Namespace,
+    workdir: Path,
+    paced_fraction: float = 0.0,
+    **kafka: object,
 ) -> dict:
-    """One gateway started with the bench's settings (plus ``kafka`` overrides), measured, stopped."""
+    """One gateway started with the bench's settings (plus ``kafka`` overrides), measured, stopped; with
+    ``paced_fraction``, also the ACK latency under a paced load at that fraction of the rate it reached
+    (``half_load``: p50/p99 against linger + 2 x the mean Kafka produce time of the same window)."""
     run = GatewayRun(
         bootstrap,
         topic,
@@ -129,6 +137,15 @@ async def gateway_run(
     )
     try:
         result = await run.measure(args.devices, args.readings, args.batch)
+        if paced_fraction and result["readings_per_s"] > 0:
+            # the same gateway under a paced load at a fraction of what it just reached
+            rate = paced_fraction * result["readings_per_s"]
+            paced = await run.measure_paced(args.devices, args.batch, rate, args.paced_seconds)
+            linger = args.linger_ms
+            rtt = paced["produce_ms_mean"]
+            paced["goal_p99_ms"] = None if rtt is None else round(linger + 2 * rtt, 1)
+            paced["fraction_of_max"] = paced_fraction
+            result["half_load"] = paced
     finally:
         code = run.stop()
     result["exit_code"] = code
@@ -151,7 +168,13 @@ async def phase(name: str, bootstrap: str, topic: str, args: argparse.Namespace,
     out["bare_batch"] = await bare.run_batch(kafka, records)
     del records
     print(f"[{name}] gateway end to end ...", flush=True)
-    out["gateway"] = await gateway_run(bootstrap, topic, args, workdir / f"gateway-{name}")
+    out["gateway"] = await gateway_run(
+        bootstrap,
+        topic,
+        args,
+        workdir / f"gateway-{name}",
+        paced_fraction=0.5 if args.paced_seconds > 0 else 0.0,
+    )
     if args.fast_level is not None and name == "no-latency":
         # the same run with lz4 at a level a user would pick for CPU (aiokafka's builder knows only 9)
         print(f"[{name}] gateway end to end, kafka.compression_level={args.fast_level} ...", flush=True)
@@ -233,6 +256,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=262144)
     parser.add_argument("--linger-ms", type=int, default=50)
     parser.add_argument("--delay-ms", type=float, default=250.0, help="injected broker latency; 0 skips it")
+    parser.add_argument(
+        "--paced-seconds",
+        type=float,
+        default=4.0,
+        help="seconds of a paced load at half the gateway's measured rate, for its ACK latency (0 skips)",
+    )
     parser.add_argument(
         "--fast-level",
         type=int,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 import resource
 import statistics
 import uuid
 from pathlib import Path
 
 from bench.cpu import tree_cpu_s
+from gateway.metrics import FLUSH_INTERVAL_S as metrics_flush_s
 from harness.gateway import start_gateway
 from harness.loadgen import Fleet, fleet_keys
 
@@ -24,12 +27,24 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def prepare_fleet(host: str, port: int, master_key: bytes, devices: int, readings: int, batch: int) -> Fleet:
-    """A loadgen fleet with every datagram encoded in advance (outside the measured run)."""
+def prepare_fleet(
+    host: str, port: int, master_key: bytes, devices: int, readings: int, batch: int, interval_s: float = 0.0
+) -> Fleet:
+    """A loadgen fleet with every datagram encoded in advance (outside the measured run); with ``interval_s``,
+    paced (a new batch per device at most every ``interval_s``, first sends spread over one interval)."""
     run = uuid.uuid4().hex[:8]
     keys = fleet_keys(master_key, devices, run)
     fleet = Fleet(
-        host, port, keys, readings_per_device=readings, batch=batch, run_id=run, sockets=64, ack_timeout_s=5.0
+        host,
+        port,
+        keys,
+        readings_per_device=readings,
+        batch=batch,
+        run_id=run,
+        sockets=64,
+        ack_timeout_s=5.0,
+        interval_s=interval_s,
+        ramp_s=interval_s,
     )
     fleet.prebuild()
     return fleet
@@ -82,6 +97,31 @@ class GatewayRun:
         result["kernel_udp_drops"] = gw.metric("iot_udp_receive_buffer_errors_total")
         result["busy_sent"] = gw.metric("iot_busy_sent_total")
         result["produce_errors"] = gw.metric("iot_produce_errors_total")
+        return result
+
+    async def measure_paced(self, devices: int, batch: int, rate: float, seconds: float) -> dict:
+        """ACK latency under a paced load of ``rate`` readings/s for about ``seconds`` (``devices`` devices, one
+        batch each per interval), with the gateway's mean Kafka produce time over the same window: the issue's
+        "linger + 2 broker round trips" is measured against that."""
+        gw = self.gw
+        interval = devices * batch / rate
+        rounds = max(2, math.ceil(seconds / interval))
+        fleet = prepare_fleet(
+            "127.0.0.1", gw.udp_port, gw.master_key, devices, rounds * batch, batch, interval
+        )
+        sum0, count0 = gw.metric("iot_produce_latency_ms_sum"), gw.metric("iot_produce_latency_ms_count")
+        result = await run_fleet(fleet, devices, rounds * batch)
+        await asyncio.sleep(2 * metrics_flush_s)  # the workers publish their histograms every 0.2 s
+        batches = gw.metric("iot_produce_latency_ms_count") - count0
+        produce_ms = (gw.metric("iot_produce_latency_ms_sum") - sum0) / batches if batches else None
+        result.update(
+            {
+                "offered_readings_per_s": round(rate, 1),
+                "interval_s": round(interval, 3),
+                "kafka_batches": int(batches),
+                "produce_ms_mean": None if produce_ms is None else round(produce_ms, 1),
+            }
+        )
         return result
 
     def stop(self) -> int:

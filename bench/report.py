@@ -46,6 +46,15 @@ def print_table(report: dict) -> None:
     for key, value in report.items():
         if key.startswith("latency_"):
             console.print(f"{key}: gateway at {value['vs_no_latency']:.2f} of its no-latency figure")
+    for key in ["no_latency"] + [k for k in report if k.startswith("latency_")]:
+        half = report[key]["gateway"].get("half_load")
+        if half is not None:
+            lat = half["ack_latency_ms"]
+            console.print(
+                f"{key}: paced at half of it ({half['offered_readings_per_s']:,.0f} readings/s offered, "
+                f"{half['readings_per_s']:,.0f} acked/s): ack p50/p99 {lat['p50']:.0f} / {lat['p99']:.0f} ms; "
+                f"goal p99 <= linger + 2 x mean produce time = {half['goal_p99_ms']} ms"
+            )
     fast = report["no_latency"].get("gateway_fast_level")
     if fast is not None:
         console.print(

@@ -8,6 +8,10 @@ Devices are spread over ``sockets`` UDP sockets, so SO_REUSEPORT spreads them ov
 it will retransmit), so that the measured run costs the sender only its sends, waits and answer checks:
 ``make bench`` needs a load generator that costs well under the gateway's CPU per reading. A batch that
 does not start where a pre-built one does (an ACK that covered part of a datagram) is encoded then.
+``interval_s`` paces the fleet: a device sends a new batch at most every ``interval_s`` (retransmissions are
+not delayed), and ``ramp_s`` spreads the devices' first sends evenly over that time. A paced fleet offers a
+known load, ``devices x batch / interval_s`` readings/s, as long as its ACKs come back within the interval:
+``make bench`` measures the ACK latency at half its maximum that way.
 The full simulator (many hosts, scenarios) lives in ``simulator/``.
 """
 
@@ -96,6 +100,8 @@ class Fleet:
         payload_bytes: int = 0,
         seed: int | None = None,
         max_attempts: int = 10_000,
+        interval_s: float = 0.0,
+        ramp_s: float = 0.0,
     ) -> None:
         self.addr = (host, port)
         self.batch = batch
@@ -105,6 +111,8 @@ class Fleet:
         self.backoff_cap_s = backoff_cap_s
         self.rng = random.Random(seed)
         self.max_attempts = max_attempts
+        self.interval_s = interval_s
+        self.ramp_s = ramp_s
         self.n_sockets = sockets
         self.devices = {
             device_id: Device(device_id, key, first_seq, readings_per_device, first_seq - 1, i % sockets)
@@ -176,11 +184,19 @@ class Fleet:
         readings = [(now_ms, self.payload(device, seq)) for seq in range(first, first + n)]
         return protocol.encode_data(device.device_id, device.key, first, readings)
 
-    async def _run_device(self, device: Device) -> None:
+    async def _run_device(self, device: Device, start_delay_s: float = 0.0) -> None:
         attempt = 0
         transport = self._transports[device.sock]
+        if start_delay_s > 0:
+            await asyncio.sleep(start_delay_s)
+        next_new = 0.0  # monotonic time before which no new batch leaves (interval_s)
         while device.acked < device.last_seq and not self._stop:
             now = time.monotonic()
+            if attempt == 0 and next_new > now:
+                await asyncio.sleep(next_new - now)
+                now = time.monotonic()
+            if attempt == 0 and self.interval_s:
+                next_new = max(next_new, now) + self.interval_s
             if device.busy_until > now:
                 await asyncio.sleep(device.busy_until - now + self.rng.uniform(0, 0.05))
                 device.busy_until = 0.0
@@ -222,7 +238,11 @@ class Fleet:
             )
             self._transports.append(transport)
         started = time.monotonic()
-        tasks = [asyncio.create_task(self._run_device(d)) for d in self.devices.values()]
+        n = len(self.devices)
+        tasks = [
+            asyncio.create_task(self._run_device(d, self.ramp_s * i / n if n else 0.0))
+            for i, d in enumerate(self.devices.values())
+        ]
         try:
             _, pending = await asyncio.wait(tasks, timeout=timeout_s)
             self._stop = True

@@ -44,3 +44,41 @@ def test_a_prebuilt_fleet_is_fully_acked_on_real_sockets() -> None:
 
     readings, fully_acked, at_sink = asyncio.run(go())
     assert (readings, fully_acked, at_sink) == (30 * 23, 30, 30 * 23)
+
+
+def test_a_paced_fleet_offers_its_rate_and_no_more() -> None:
+    """30 devices, a batch of 10 every 0.25 s for 3 batches: 1,200 readings/s offered, so about 0.5 s or more
+    (two intervals after the first send), where an unpaced fleet against the same sink takes milliseconds."""
+
+    async def go() -> tuple[int, float, list[float]]:
+        key = secrets.token_bytes(32)
+        loop = asyncio.get_running_loop()
+        tr, _sink = await loop.create_datagram_endpoint(lambda: AckSink(key), local_addr=("127.0.0.1", 0))
+        fleet = Fleet(
+            "127.0.0.1",
+            tr.get_extra_info("sockname")[1],
+            fleet_keys(key, 30, "pace"),
+            readings_per_device=30,
+            batch=10,
+            run_id="pace",
+            interval_s=0.25,
+            ramp_s=0.25,
+        )
+        sent: list[float] = []
+        send = fleet._datagram
+
+        def spy(device):  # the time each device's datagram leaves
+            sent.append(asyncio.get_running_loop().time())
+            return send(device)
+
+        fleet._datagram = spy
+        result = await fleet.run(timeout_s=30)
+        tr.close()
+        return result.readings, result.elapsed_s, sent
+
+    readings, elapsed, sent = asyncio.run(go())
+    assert readings == 30 * 30
+    assert 0.5 <= elapsed < 3.0, elapsed
+    # the ramp spreads the first sends over the first interval, not all at once
+    first_sends = sorted(sent)[:30]
+    assert first_sends[-1] - first_sends[0] >= 0.2
