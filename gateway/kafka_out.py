@@ -247,7 +247,8 @@ class KafkaOut:
         none is idle the open batches keep filling.
         """
         while self._idle:
-            taken = [(p, b) for p in list(self._open) + list(self._full) if (b := self._take(p)) is not None]
+            partitions = dict.fromkeys([*self._open, *self._full])  # each once: one batch per partition
+            taken = [(p, b) for p in partitions if (b := self._take(p)) is not None]
             if not taken:
                 return
             index = self._idle.pop()
