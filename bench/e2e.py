@@ -109,11 +109,13 @@ class GatewayRun:
         fleet = prepare_fleet(
             "127.0.0.1", gw.udp_port, gw.master_key, devices, rounds * batch, batch, interval
         )
-        sum0, count0 = gw.metric("iot_produce_latency_ms_sum"), gw.metric("iot_produce_latency_ms_count")
+        histogram = ("iot_produce_latency_ms_sum", "iot_produce_latency_ms_count")
+        before = gw.metrics(*histogram)
         result = await run_fleet(fleet, devices, rounds * batch)
         await asyncio.sleep(2 * metrics_flush_s)  # the workers publish their histograms every 0.2 s
-        batches = gw.metric("iot_produce_latency_ms_count") - count0
-        produce_ms = (gw.metric("iot_produce_latency_ms_sum") - sum0) / batches if batches else None
+        after = gw.metrics(*histogram)
+        batches = after[histogram[1]] - before[histogram[1]]
+        produce_ms = (after[histogram[0]] - before[histogram[0]]) / batches if batches else None
         result.update(
             {
                 "offered_readings_per_s": round(rate, 1),

@@ -144,7 +144,7 @@ class KafkaOut:
         self._loop: asyncio.AbstractEventLoop  # set by start(): batches are only made once started
         self._make_batch: Callable[[], Any]
         if aiokafka_batches:
-            compression = 0 if cfg.compression == "none" else batch_mod.CODEC_BITS[cfg.compression]
+            compression = batch_mod.CODEC_BITS[cfg.compression]
             self._make_batch = lambda: _AiokafkaBatch(cfg.batch_size, compression)
         else:
             self._make_batch = batch_mod.factory(cfg.batch_size, cfg.compression, cfg.compression_level)

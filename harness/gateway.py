@@ -80,14 +80,18 @@ class RunningGateway:
 
     def metric(self, name: str, **labels: str) -> float:
         """Sum of the samples called ``name`` whose labels include ``labels`` (0.0 when absent)."""
+        return self.metrics(name, **labels)[name]
+
+    def metrics(self, *names: str, **labels: str) -> dict[str, float]:
+        """:meth:`metric` of each name, from one scrape (figures of the same moment)."""
         from prometheus_client.parser import text_string_to_metric_families
 
-        total = 0.0
+        totals = dict.fromkeys(names, 0.0)
         for family in text_string_to_metric_families(self.metrics_text()):
             for sample in family.samples:
-                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                    total += sample.value
-        return total
+                if sample.name in totals and all(sample.labels.get(k) == v for k, v in labels.items()):
+                    totals[sample.name] += sample.value
+        return totals
 
     def wait_metric(self, name: str, at_least: float, timeout: float = 10.0, **labels: str) -> float:
         """Poll ``metric`` until it reaches ``at_least`` (workers publish every 0.2 s); returns the last value."""
