@@ -273,7 +273,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             tls = client_context(args.ca_file, args.client_cert, args.client_key)
         elif args.client_cert:
             raise SystemExit("--client-cert needs --ca-file (the CA the agents' certificates are from)")
-        out, _ = aio.run(
+        out, results = aio.run(
             controller.run(
                 agents,
                 _token(args),
@@ -289,10 +289,14 @@ def _dispatch(args: argparse.Namespace) -> int:
             )
         )
         print(f"bundle: {out}")
+        failed = [r for r in results if r.get("status") == "failed"]
         if args.bootstrap:
             audit = aio.run(audit_bundle(out, args.bootstrap, args.topic, scn))
             print((out / "summary.txt").read_text(), end="")
             return 0 if audit["verdict"] == "PASS" else 1
+        if failed:
+            print(f"run {run_id} FAILED on {len(failed)} agent(s); the bundle holds every result: audit it")
+            return controller.EXIT_RUN_FAILED
         return 0
     if args.cmd == "audit":
         from simulator.orchestration.session import audit_bundle

@@ -26,6 +26,10 @@ from simulator.scenario import Scenario
 # What a request to an agent can fail with: an error answer, a refused or cut connection, no answer.
 AGENT_ERRORS = (web.HttpError, OSError, TimeoutError)
 DONE = frozenset({api.AgentState.DONE, api.AgentState.ABORTED})  # the poll stops when every agent is here
+#: the CLI's exit code when an agent's run failed but every result was collected into the bundle
+#: (burst.yml audits it then: a FAIL with its numbers); any other non-zero exit left no bundle
+EXIT_RUN_FAILED = 3
+STOP_WAIT_S = 60.0  # how long aborted agents get to stop and publish their results after one failed
 
 A = TypeVar("A", bound=api.Answer)
 
@@ -108,6 +112,29 @@ async def _poll(
     return parse(api.Status, agent, "GET /status", got)
 
 
+async def _stop_all(agents: list[str], token: str, tls: ssl.SSLContext | None, failed: str) -> None:
+    """One agent's run failed (its devices got no answer): abort the others and wait until each has stopped.
+
+    Each then holds its results (the failed one with its ``failure``, the others ``aborted``), so the
+    bundle and the audit still account for every reading sent: a failed run is a FAIL with its numbers,
+    not a run without a bundle. An agent that failed without results (an exception, a full state dir)
+    leaves nothing to collect: that stays a ControllerError naming it.
+    """
+    request = functools.partial(web.request, ssl_context=tls)
+    await asyncio.gather(*(request(a, "POST", "/abort", token) for a in agents), return_exceptions=True)
+    deadline = time.monotonic() + STOP_WAIT_S
+    while True:
+        states = await _all(agents, lambda i, a: call(api.Status, a, "GET", "/status", token, tls=tls))
+        if all(s.state in DONE or s.state == api.AgentState.ERROR for s in states):
+            return
+        if time.monotonic() > deadline:
+            raise ControllerError(
+                f"agent failed: {failed}; and after {STOP_WAIT_S:g} s some agents had not stopped: "
+                f"{[str(s.state) for s in states]}"
+            )
+        await asyncio.sleep(0.5)
+
+
 async def run(
     agents: list[str],
     token: str,
@@ -127,6 +154,8 @@ async def run(
 
     An agent that stops answering mid-run (its host rebooting: a fault of the scenario) is waited for
     up to ``unreachable_s``; the agent resumes its run from disk when it comes back (docs/faults.md).
+    An agent whose run fails (no answer from the gateway) stops the others at once (:func:`_stop_all`);
+    the bundle is written all the same, its results saying which agent failed and why.
     """
     n = len(agents)
     request = functools.partial(web.request, ssl_context=tls)
@@ -201,7 +230,10 @@ async def run(
                 if s is not None and s.state == api.AgentState.ERROR
             ]
             if bad:
-                raise ControllerError("agent failed: " + "; ".join(bad))
+                failed = "; ".join(bad)
+                progress(f"run {run_id}: agent failed: {failed}; stopping the others to collect every result")
+                await _stop_all(agents, token, tls, failed)
+                break
             if all(s is not None and s.state in DONE for s in states):
                 break
             if away:  # a rebooting agent resumes where it was: the time it was gone does not count

@@ -11,14 +11,12 @@ import secrets
 import socket
 import time
 
-import pytest
 from hdrh.histogram import HdrHistogram
 
 from simulator.audit import auditor
 from simulator.devices.console import follow
 from simulator.devices.fleet import Fleet
 from simulator.orchestration import controller
-from simulator.orchestration.errors import ControllerError
 from simulator.orchestration.runner import new_run_id, run_phases
 from simulator.report import bundle
 from simulator.scenario import Slos, parse
@@ -165,23 +163,33 @@ def test_progress_on_a_non_terminal_is_a_plain_line_every_few_seconds() -> None:
 
 
 def test_an_agent_whose_gateway_never_answers_fails_the_distributed_run_fast(agent_factory, tmp_path) -> None:
-    """The agent's run fails (state error, with why); the controller stops every agent instead of waiting."""
-    (agent,) = agent_factory.start(1, KEY)
+    """The agent's run fails (state error, with why); the controller stops every agent instead of waiting,
+    and still writes the bundle, so burst.yml audits a FAIL with its numbers instead of having nothing."""
+    first, second = agent_factory.start(2, KEY)
+    lines: list[str] = []
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as gw:
         gw.bind(("127.0.0.1", 0))
         started = time.monotonic()
-        with pytest.raises(ControllerError, match=r"agent failed: .*no ACK or BUSY from the gateway"):
-            asyncio.run(
-                controller.run(
-                    [agent.address],
-                    agent_factory.token,
-                    parse(SILENT),
-                    SILENT,
-                    f"127.0.0.1:{gw.getsockname()[1]}",
-                    new_run_id("stall"),
-                    tmp_path,
-                    lead_s=1.0,
-                    progress=lambda _: None,
-                )
+        out, results = asyncio.run(
+            controller.run(
+                [first.address, second.address],
+                agent_factory.token,
+                parse(SILENT),
+                SILENT,
+                f"127.0.0.1:{gw.getsockname()[1]}",
+                new_run_id("stall"),
+                tmp_path,
+                lead_s=1.0,
+                progress=lines.append,
             )
+        )
     assert time.monotonic() - started < 20, "a 60 s phase must stop within seconds"
+    assert any("agent failed: " in line and "no ACK or BUSY from the gateway" in line for line in lines), (
+        lines
+    )
+    statuses = sorted(str(r["status"]) for r in results)
+    assert "failed" in statuses and set(statuses) <= {"failed", "aborted"}, statuses
+    failed = next(r for r in results if r["status"] == "failed")
+    assert "no ACK or BUSY from the gateway" in failed["failure"]
+    assert failed["counters"]["generated"] > 0, "the failed agent's counters are in its results"
+    assert len(list((out / "agents").glob("*.json"))) == 2, "both agents' results are in the bundle"
