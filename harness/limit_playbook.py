@@ -62,12 +62,28 @@ def kernel_drops(prom: dict[str, Any]) -> int:
     return round(total)
 
 
-def gateway_cpu(prom: dict[str, Any], gateway: str) -> float | None:
-    """The highest 1-s CPU share of the gateway's host (``gateway`` is ``host:udp-port``), if scraped."""
-    host = gateway.rpartition(":")[0]
+def gateway_names(inventory: dict[str, Any], gateway: str) -> set[str]:
+    """The names the gateway's host goes by in Prometheus (``gateway`` is ``host:udp-port``).
+
+    The monitoring role sets ``instance`` to the inventory host name, so the gateway's address is
+    mapped back to the inventory hosts whose ``ansible_host`` it is; the address itself is kept for
+    scrapes that label by address.
+    """
+    address = gateway.rpartition(":")[0]
+    names = {address} if address else set()
+    hostvars = (inventory.get("_meta") or {}).get("hostvars") or {}
+    for name, hv in hostvars.items():
+        if str((hv or {}).get("ansible_host", name)) == address:
+            names.add(str(name))
+    return names
+
+
+def gateway_cpu(prom: dict[str, Any], names: set[str]) -> float | None:
+    """The highest 1-s CPU share of the gateway's host (its names from :func:`gateway_names`), if scraped."""
     peak: float | None = None
     for series in _series(prom, "host_cpu_busy"):
-        if series.get("metric", {}).get("instance", "").rpartition(":")[0] != host:
+        instance = str(series.get("metric", {}).get("instance", ""))
+        if instance not in names and instance.rpartition(":")[0] not in names:
             continue
         for _, v in series.get("values", []):
             if v not in ("NaN", "+Inf", "-Inf"):
@@ -87,6 +103,8 @@ def step_from_bundle(bundle: Path, size: float, *, wall_s: float, command: str) 
     prom_path, burst_path = bundle / "prometheus.json", bundle / "burst.json"
     prom = json.loads(prom_path.read_text()) if prom_path.is_file() else {}
     burst = json.loads(burst_path.read_text()) if burst_path.is_file() else {}
+    inventory_path = bundle / "inventory.json"
+    inventory = json.loads(inventory_path.read_text()) if inventory_path.is_file() else {}
     failures = [str(r["failure"]) for r in agents if r.get("failure")]
     return step_result(
         size,
@@ -94,7 +112,7 @@ def step_from_bundle(bundle: Path, size: float, *, wall_s: float, command: str) 
         counters_of(agents),
         failure="; ".join(failures),
         kernel_drops=kernel_drops(prom),
-        gateway_cpu=gateway_cpu(prom, str(burst.get("gateway", ""))),
+        gateway_cpu=gateway_cpu(prom, gateway_names(inventory, str(burst.get("gateway", "")))),
         wall_s=wall_s,
         bundle=str(bundle),
         command=command,

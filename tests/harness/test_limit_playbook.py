@@ -18,6 +18,7 @@ from harness.limit_playbook import (
     StepError,
     counters_of,
     gateway_cpu,
+    gateway_names,
     kernel_drops,
     step_from_bundle,
 )
@@ -39,8 +40,9 @@ PROM = {
     "host_cpu_busy": {
         "query": "1 - avg by (instance) (rate(node_cpu_seconds_total{mode='idle'}[10s]))",
         "result": [
-            _range({"instance": "10.213.2.11:9100"}, [0.2, 0.95, 0.5]),  # the gateway host
-            _range({"instance": "10.213.2.12:9100"}, [0.99, 1.0, 0.3]),  # an agent: not counted
+            _range({"instance": "gateway-0"}, [0.2, 0.95, 0.5]),  # the gateway host, by inventory name
+            _range({"instance": "agent-0"}, [0.99, 1.0, 0.3]),  # an agent: not counted
+            _range({"instance": "10.213.2.20:9100"}, [0.1, 0.7]),  # a scrape labelled by address
         ],
         "error": None,
     },
@@ -52,9 +54,25 @@ def test_kernel_drops_integrate_the_rate_series() -> None:
     assert kernel_drops({}) == 0
 
 
+INVENTORY = {
+    "_meta": {
+        "hostvars": {
+            "gateway-0": {"ansible_host": "10.213.2.11"},
+            "agent-0": {"ansible_host": "10.213.2.12"},
+        }
+    }
+}
+
+
+def test_gateway_names_map_the_address_to_inventory_hosts() -> None:
+    assert gateway_names(INVENTORY, "10.213.2.11:5000") == {"10.213.2.11", "gateway-0"}
+    assert gateway_names({}, "10.213.2.11:5000") == {"10.213.2.11"}
+
+
 def test_gateway_cpu_is_the_gateway_hosts_peak() -> None:
-    assert gateway_cpu(PROM, "10.213.2.11:5000") == 0.95
-    assert gateway_cpu(PROM, "10.213.9.9:5000") is None
+    assert gateway_cpu(PROM, gateway_names(INVENTORY, "10.213.2.11:5000")) == 0.95
+    assert gateway_cpu(PROM, gateway_names(INVENTORY, "10.213.2.20:5000")) == 0.7
+    assert gateway_cpu(PROM, gateway_names(INVENTORY, "10.213.9.9:5000")) is None
 
 
 def test_counters_are_summed_over_agents() -> None:
