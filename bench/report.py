@@ -113,7 +113,9 @@ def print_peers(peers: dict) -> None:
     s = peers["settings"]
     table = Table(
         title=(
-            f"peers, same broker: {s['partitions']} partitions, acks={s['acks']}, {s['compression']}, "
+            f"peers, same broker: {s['partitions']} partitions, acks={s['acks']}, {s['compression']} "
+            f"(gateway level {s.get('compression_level', {}).get('gateway (legacy path)', 'default')}, "
+            "librdkafka and Go clients their fast mode), "
             f"UDP rcvbuf {s['rcvbuf_bytes']:,} B, {s['peer_seconds']:g} s per load "
             f"(load {' '.join(f'{x:.1f}' for x in peers['load_before'])})"
         )

@@ -14,7 +14,17 @@ import struct
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ibp.protocol import MAGIC, MAX_ID_LEN, MAX_SEQ, TAG_LEN, VERSION, ProtocolError, check_device_id
+from ibp.protocol import (
+    LEGACY_MAGIC,
+    MAGIC,
+    MAX_ID_LEN,
+    MAX_SEQ,
+    TAG_LEN,
+    VERSION,
+    ProtocolError,
+    check_device_id,
+    parse_legacy,
+)
 
 _SEQ_COUNT = struct.Struct(">IB")
 _READING = struct.Struct(">QH")
@@ -152,3 +162,29 @@ def build_records(
         for i, (ts, payload) in enumerate(readings)
         if any(lo <= first + i <= hi for lo, hi in ranges)
     ]
+
+
+def legacy_record(datagram: bytes, now_ms: int) -> tuple[bytes, bytes]:
+    """``(key, value)`` of a legacy datagram (binary or JSON, :func:`ibp.protocol.parse_legacy`): the raw device
+    id as the Kafka key and the record value; ``ProtocolError('malformed_json')`` unless the payload is a JSON
+    object by :func:`payload_is_object`'s strict rule (``parse_legacy`` alone lets NaN and UTF-16 through)."""
+    legacy = parse_legacy(datagram)
+    if not payload_is_object(legacy.payload):
+        raise ProtocolError("malformed_json")
+    value = VALUE % (
+        json.dumps(legacy.device_id).encode(),
+        legacy.seq,
+        legacy.timestamp_ms,
+        now_ms,
+        legacy.proto.encode(),
+        legacy.payload,
+    )
+    return legacy.device_id.encode(), value
+
+
+def legacy_binary_record(datagram: bytes, now_ms: int) -> tuple[bytes, bytes]:
+    """:func:`legacy_record` for the binary format only (``ProtocolError('bad_magic')`` for anything else): the
+    reference of the native ``legacy_binary_record``."""
+    if datagram[:2] != LEGACY_MAGIC:
+        raise ProtocolError("bad_magic")
+    return legacy_record(datagram, now_ms)

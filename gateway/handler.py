@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
-from gateway import fastpath, hotpath
+from gateway import hotpath
 from gateway.devices import Addr, DeviceState
 from gateway.hwmstore import HwmStore
 from gateway.kafka_out import Job, KafkaOut
@@ -24,8 +24,6 @@ from gateway.metrics import WorkerMetrics
 from gateway.registry import KeyRegistry
 from ibp import protocol
 from ibp.protocol import ProtocolError
-
-_VALUE = fastpath.VALUE
 
 SendFn = Callable[[bytes, Addr], None]
 """How the handler answers a device: the worker's ``transport.sendto`` (tests pass a list's append)."""
@@ -223,25 +221,18 @@ class DatagramHandler:
 
     def _handle_legacy(self, data: bytes) -> None:
         received_at = time.monotonic()
-        legacy = protocol.parse_legacy(data)
-        if not hotpath.payload_is_object(legacy.payload):
-            raise ProtocolError("malformed_json")
+        now_ms = int(time.time() * 1000)
+        if data[:2] == protocol.LEGACY_MAGIC:
+            key, value = hotpath.legacy_binary_record(data, now_ms)
+        else:
+            key, value = hotpath.legacy_record(data, now_ms)
         m = self.m
         m.received.inc()
         if self.inflight + 1 > self.max_inflight:
             m.datagrams["busy"].inc()  # legacy devices get no answer; counted, not produced
             return
         m.datagrams["legacy"].inc()
-        now_ms = int(time.time() * 1000)
-        value = _VALUE % (
-            json.dumps(legacy.device_id).encode(),
-            legacy.seq,
-            legacy.timestamp_ms,
-            now_ms,
-            legacy.proto.encode(),
-            legacy.payload,
-        )
-        self._submit(legacy.device_id.encode(), [(value, now_ms)], received_at, None)
+        self._submit(key, [(value, now_ms)], received_at, None)
 
     # ------------------------------------------------------------ Kafka
 

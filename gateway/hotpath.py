@@ -10,7 +10,9 @@ sequence of ``(timestamp_ms, payload)``: a list in Python, an ``ibp_native.Readi
 back only to the same implementation), ``check_device_id``, ``verify``, ``payloads_ok(readings)``,
 ``build_records(readings, id_json, first, now_ms, ranges=None)`` (a sequence of ``(value, now_ms)``: a list in
 Python, a lazy ``ibp_native.Records`` natively, whose values the native ``RecordBatch`` writes in place),
-``encode_ack``, ``encode_busy``. The Kafka batches that take the records are in :mod:`gateway.batch`.
+``encode_ack``, ``encode_busy``, ``legacy_binary_record(datagram, now_ms) -> (key, value)`` (the original
+pilot's binary datagram as its Kafka key and record value; ``legacy_record`` takes both legacy formats, in
+Python). The Kafka batches that take the records are in :mod:`gateway.batch`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any, Protocol, cast
 from gateway import fastpath
 from ibp import protocol
 
-NATIVE_API = 2  # must equal ibp_native.API (gateway/native/src/lib.rs): a stale build is not used
+NATIVE_API = 3  # must equal ibp_native.API (gateway/native/src/lib.rs): a stale build is not used
 ENV = "IBP_NATIVE"
 
 Readings = Sequence[tuple[int, bytes]]
@@ -48,6 +50,7 @@ class Codec(Protocol):
     def encode_ack(self, raw_id: bytes, key: bytes, ack_seq: int) -> bytes: ...
     def encode_busy(self, raw_id: bytes, key: bytes, retry_after_ms: int) -> bytes: ...
     def payload_is_object(self, payload: bytes) -> bool: ...
+    def legacy_binary_record(self, datagram: bytes, now_ms: int) -> tuple[bytes, bytes]: ...
 
 
 def _load() -> tuple[Codec | None, str]:
@@ -74,6 +77,8 @@ build_records = _impl.build_records
 encode_ack = _impl.encode_ack
 encode_busy = _impl.encode_busy
 payload_is_object = _impl.payload_is_object
+legacy_binary_record = _impl.legacy_binary_record
+legacy_record = fastpath.legacy_record  # legacy JSON: rare, and json.loads is C already
 check_device_id = protocol.check_device_id  # once per new device: not on the hot path
 
 

@@ -177,6 +177,13 @@ def run_peers(
             "partitions": args.partitions,
             "acks": "all",
             "compression": "lz4",
+            "compression_level": {
+                "gateway (legacy path)": args.fast_level
+                if args.fast_level is not None
+                else "aiokafka default (9)",
+                "rsyslog": "librdkafka default (lz4 fast mode)",
+                "otelcol": "client default (lz4 fast mode)",
+            },
             "rcvbuf_bytes": rcvbuf,
             "peer_seconds": args.peer_seconds,
             "rates_datagrams_per_s": args.peer_rates,
@@ -197,6 +204,11 @@ def run_peers(
         "batch_size": args.batch_size,
         "linger_ms": args.linger_ms,
     }
+    # librdkafka (rsyslog, confluent-kafka) and the collector's Go client compress lz4 in its fast mode by
+    # default; aiokafka's default is level 9. The gateway's peer rows take the bench's fast level, so every
+    # UDP peer pays the same compression (the ibp1 end-to-end row keeps level 9, like the bare producer).
+    if args.fast_level is not None:
+        kafka["compression_level"] = args.fast_level
     counter = [0]
 
     def gateway_factory(topic: str) -> GatewayLegacyPeer:

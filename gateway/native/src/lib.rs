@@ -13,12 +13,13 @@ use pyo3::types::{PyBytes, PyTuple};
 use sha2::Sha256;
 
 mod batch;
+mod legacy;
 mod records;
 
 type HmacSha256 = Hmac<Sha256>;
 
 /// Bumped whenever a signature below changes: gateway/hotpath.py refuses a stale build.
-const API: u32 = 2;
+const API: u32 = 3;
 
 const HEAD_OK: &[u8; 4] = b"IB\x01\x01";
 const VERSION: u8 = 1;
@@ -37,9 +38,9 @@ const MAX_DEPTH: usize = 900;
 static PROTOCOL_ERROR: GILOnceCell<Py<PyAny>> = GILOnceCell::new();
 
 /// A refusal: the metrics reason and a detail, raised as ibp.protocol.ProtocolError.
-struct Refused(&'static str, String);
+pub(crate) struct Refused(pub(crate) &'static str, pub(crate) String);
 
-fn raise(py: Python<'_>, refused: Refused) -> PyErr {
+pub(crate) fn raise(py: Python<'_>, refused: Refused) -> PyErr {
     let class = PROTOCOL_ERROR.get_or_try_init(py, || -> PyResult<Py<PyAny>> {
         Ok(py
             .import("ibp.protocol")?
@@ -80,7 +81,7 @@ struct Parsed {
     tag_at: usize,
 }
 
-fn be_u32(b: &[u8]) -> u32 {
+pub(crate) fn be_u32(b: &[u8]) -> u32 {
     u32::from_be_bytes([b[0], b[1], b[2], b[3]])
 }
 
@@ -417,7 +418,7 @@ fn array(p: &[u8], i: usize, depth: usize) -> Option<usize> {
     }
 }
 
-fn is_object(p: &[u8]) -> bool {
+pub(crate) fn is_object(p: &[u8]) -> bool {
     if std::str::from_utf8(p).is_err() {
         return false;
     }
@@ -460,5 +461,6 @@ fn ibp_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<records::Records>()?;
     m.add_class::<batch::RecordBatch>()?;
     m.add_function(wrap_pyfunction!(records::build_records, m)?)?;
+    m.add_function(wrap_pyfunction!(legacy::legacy_binary_record, m)?)?;
     Ok(())
 }
