@@ -25,7 +25,7 @@ from typing import Any, Protocol, cast
 from gateway import fastpath
 from ibp import protocol
 
-NATIVE_API = 3  # must equal ibp_native.API (gateway/native/src/lib.rs): a stale build is not used
+NATIVE_API = 4  # must equal ibp_native.API (gateway/native/src/lib.rs): a stale build is not used
 ENV = "IBP_NATIVE"
 
 Readings = Sequence[tuple[int, bytes]]

@@ -29,25 +29,14 @@ from dataclasses import dataclass
 from gateway import config as config_mod
 from gateway import hotpath, logs
 from gateway import metrics as metrics_mod
-from gateway.devices import Addr
 from gateway.handler import DatagramHandler
 from gateway.hwmstore import HwmStore
 from gateway.kafka_out import KafkaOut
 from gateway.logs import log_event
 from gateway.registry import KeyRegistry, RegistryError, load_registry
+from gateway.udp_io import UdpIO, open_udp
 
 CONFIG_ENV = "IOT_GATEWAY_WORKER_CONFIG"
-
-
-class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, handler: DatagramHandler) -> None:
-        self.handler = handler
-
-    def datagram_received(self, data: bytes, addr: Addr) -> None:
-        self.handler.handle(data, addr)
-
-    def error_received(self, exc: Exception) -> None:  # e.g. ICMP port unreachable after an ACK
-        pass
 
 
 @dataclass
@@ -145,12 +134,12 @@ async def run(cfg: config_mod.GatewayConfig, index: int, fd: int, status_fd: int
         return 0
     sock = socket.socket(fileno=fd)
     workers = cfg.effective_workers()
-    transport: asyncio.DatagramTransport  # bound below, before the first datagram can be answered
+    udp: UdpIO  # bound below, before the first datagram can be answered
     handler = DatagramHandler(
         registry=current.registry,
         kafka=kafka,
         metrics=m,
-        send=lambda datagram, addr: transport.sendto(datagram, addr),
+        send=lambda datagram, addr: udp.sendto(datagram, addr),
         max_datagram_bytes=cfg.udp.max_datagram_bytes,
         max_inflight=max(255, -(-cfg.limits.max_inflight_readings // workers)),
         busy_retry_after_ms=cfg.limits.busy_retry_after_ms,
@@ -164,7 +153,7 @@ async def run(cfg: config_mod.GatewayConfig, index: int, fd: int, status_fd: int
     )
     current.handler = handler
     kafka.on_settled = handler.settle
-    transport, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(handler), sock=sock)
+    udp = await open_udp(loop, sock, handler.handle, cfg.udp.max_datagram_bytes)
     log_event(
         "worker_ready",
         partitions=len(kafka._partitions),
@@ -172,6 +161,7 @@ async def run(cfg: config_mod.GatewayConfig, index: int, fd: int, status_fd: int
         loop=type(loop).__module__.split(".")[0],
         max_inflight=handler.max_inflight,
         codec=hotpath.IMPL,
+        receive=type(udp).__name__,
     )
     status.set(True)
     maintain = loop.create_task(store.maintain(handler.hwms, stop)) if store is not None else None
@@ -193,7 +183,7 @@ async def run(cfg: config_mod.GatewayConfig, index: int, fd: int, status_fd: int
         await asyncio.wait_for(kafka.drain(), cfg.kafka.request_timeout_ms / 1000.0 + 5.0)
     except TimeoutError:
         log_event("drain_timeout", logging.WARNING, inflight_readings=handler.inflight)
-    transport.close()
+    udp.close()
     if maintain is not None:
         await maintain
     if store is not None:

@@ -15,11 +15,12 @@ use sha2::Sha256;
 mod batch;
 mod legacy;
 mod records;
+mod recv;
 
 type HmacSha256 = Hmac<Sha256>;
 
 /// Bumped whenever a signature below changes: gateway/hotpath.py refuses a stale build.
-const API: u32 = 3;
+const API: u32 = 4;
 
 const HEAD_OK: &[u8; 4] = b"IB\x01\x01";
 const VERSION: u8 = 1;
@@ -462,5 +463,6 @@ fn ibp_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<batch::RecordBatch>()?;
     m.add_function(wrap_pyfunction!(records::build_records, m)?)?;
     m.add_function(wrap_pyfunction!(legacy::legacy_binary_record, m)?)?;
+    m.add_class::<recv::Receiver>()?;
     Ok(())
 }
