@@ -276,12 +276,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--peer-rates",
         type=lambda s: [int(x) for x in s.split(",")],
-        default=[20_000, 50_000, 100_000],
+        default=[50_000, 150_000, 200_000],
         help="legacy one-reading datagrams per second, comma-separated",
     )
     parser.add_argument("--peer-seconds", type=float, default=10.0, help="seconds of load per peer and rate")
     parser.add_argument(
-        "--peer-batched-rate", type=int, default=4000, help="batched IBP/1 datagrams per second (0 skips)"
+        "--peer-batched-rate", type=int, default=16_000, help="batched IBP/1 datagrams per second (0 skips)"
     )
     parser.add_argument(
         "--peer-rcvbuf",
