@@ -38,16 +38,15 @@ def _udp_row(
     peer = peer_factory(topic)
     try:
         warm = sender.send_at_rate("127.0.0.1", peer.port, datagrams[:2000], 10_000)
-        base = common.wait_landed(bootstrap, topic, partitions, warm["sent"], quiet_s=2.0, timeout_s=30)
+        base, _ = common.wait_landed(bootstrap, topic, partitions, warm["sent"], quiet_s=2.0, timeout_s=30)
         errors0, cpu0 = common.udp_errors(), tree_cpu_s(peer.pid)
         t0 = time.monotonic()
         sent = sender.send_at_rate("127.0.0.1", peer.port, datagrams, load["rate"])
         t_sent = time.monotonic()
-        landed_records = (
-            common.wait_landed(bootstrap, topic, partitions, base + sent["sent"], quiet_s=3.0, timeout_s=90)
-            - base
+        total, t_end = common.wait_landed(
+            bootstrap, topic, partitions, base + sent["sent"], quiet_s=3.0, timeout_s=90
         )
-        t_end = time.monotonic()
+        landed_records = total - base
         cpu = tree_cpu_s(peer.pid) - cpu0
         errors = common.udp_errors_delta(errors0)
     finally:
@@ -71,7 +70,7 @@ def _udp_row(
         "lost": sent_readings - landed,
         "loss_pct": round(100.0 * (sent_readings - landed) / sent_readings, 2) if sent_readings else None,
         "landed_readings_per_s": round(landed / (t_end - t0), 1),
-        "drain_s": round(t_end - t_sent, 2),
+        "drain_s": round(max(0.0, t_end - t_sent), 2),
         "cpu_s": round(cpu, 2),
         "cpu_s_per_100k": round(cpu / max(1, landed) * 100_000, 3),
         "kernel_udp": errors,

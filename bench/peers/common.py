@@ -48,19 +48,23 @@ def end_offsets_total(bootstrap: str, topic: str, partitions: int) -> int:
 
 def wait_landed(
     bootstrap: str, topic: str, partitions: int, expected: int, quiet_s: float, timeout_s: float
-) -> int:
-    """Poll the end offsets until ``expected`` landed or nothing changed for ``quiet_s`` (a peer's queues drained)."""
+) -> tuple[int, float]:
+    """Poll the end offsets until ``expected`` landed or nothing changed for ``quiet_s`` (a peer's queues drained).
+
+    Returns the count and the ``time.monotonic()`` of the poll that first saw it: a peer that lost
+    datagrams is timed to its last record, not to the end of the quiet wait that proved nothing more came.
+    """
     deadline = time.monotonic() + timeout_s
     last, last_change = -1, time.monotonic()
     while True:
         landed = end_offsets_total(bootstrap, topic, partitions)
         now = time.monotonic()
-        if landed >= expected or now > deadline:
-            return landed
         if landed != last:
             last, last_change = landed, now
-        elif now - last_change >= quiet_s:
-            return landed
+        if landed >= expected or now > deadline:
+            return landed, last_change
+        if now - last_change >= quiet_s:
+            return landed, last_change
         time.sleep(0.3)
 
 

@@ -29,7 +29,9 @@ def test_rsyslog_lands_every_datagram_sent_to_it(kafka_broker, tmp_path):
     try:
         datagrams = sender.legacy_datagrams(3000)
         sent = sender.send_at_rate("127.0.0.1", peer.port, datagrams, rate=5000, sockets=4)
-        landed = common.wait_landed(kafka_broker.bootstrap, topic, 6, sent["sent"], quiet_s=5.0, timeout_s=30)
+        landed, _ = common.wait_landed(
+            kafka_broker.bootstrap, topic, 6, sent["sent"], quiet_s=5.0, timeout_s=30
+        )
     finally:
         assert peer.stop() is not None
     assert sent["sent"] == 3000
