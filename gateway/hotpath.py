@@ -17,16 +17,14 @@ Python). The Kafka batches that take the records are in :mod:`gateway.batch`.
 
 from __future__ import annotations
 
-import importlib
-import os
 from collections.abc import Sequence
 from typing import Any, Protocol, cast
 
 from gateway import fastpath
-from ibp import protocol
+from ibp import native, protocol
 
-NATIVE_API = 4  # must equal ibp_native.API (gateway/native/src/lib.rs): a stale build is not used
-ENV = "IBP_NATIVE"
+NATIVE_API = native.API  # ibp/native.py: the build must match it, or it is not used
+ENV = native.ENV
 
 Readings = Sequence[tuple[int, bytes]]
 """``(timestamp_ms, payload)`` per reading: a list in Python, an ``ibp_native.Readings`` natively."""
@@ -54,16 +52,8 @@ class Codec(Protocol):
 
 
 def _load() -> tuple[Codec | None, str]:
-    if os.environ.get(ENV, "1").strip().lower() in ("0", "false", "no", "off"):
-        return None, f"{ENV}=0"
-    try:
-        native = importlib.import_module("ibp_native")
-    except ImportError as exc:
-        return None, f"ibp_native not built ({exc}); make setup builds it when cargo is installed"
-    api = getattr(native, "API", None)
-    if api != NATIVE_API:
-        return None, f"ibp_native API {api} != {NATIVE_API}: rebuild with make setup"
-    return cast(Codec, native), "ibp_native imported"
+    module, why = native.load()
+    return cast(Codec, module) if module is not None else None, why
 
 
 _native, WHY = _load()

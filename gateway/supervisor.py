@@ -38,6 +38,7 @@ from gateway.config import GatewayConfig
 from gateway.http import HttpServer
 from gateway.logs import log_event
 from gateway.registry import RegistryError, parse_registry, read_registry_text
+from gateway.udp_io import set_rcvbuf
 from gateway.worker import CONFIG_ENV
 
 RESTART_DELAY_S = 1.0
@@ -53,7 +54,7 @@ def bind_udp_sockets(cfg: GatewayConfig, count: int) -> list[socket.socket]:
             s = socket.socket(family, socket.SOCK_DGRAM)
             socks.append(s)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            _set_rcvbuf(s, cfg.udp.rcvbuf_bytes)
+            set_rcvbuf(s, cfg.udp.rcvbuf_bytes)
             s.bind((cfg.udp.host, port))
             port = s.getsockname()[1]
     except OSError:
@@ -61,18 +62,6 @@ def bind_udp_sockets(cfg: GatewayConfig, count: int) -> list[socket.socket]:
             s.close()
         raise
     return socks
-
-
-def _set_rcvbuf(s: socket.socket, size: int) -> None:
-    # SO_RCVBUFFORCE (root / CAP_NET_ADMIN) goes beyond net.core.rmem_max; otherwise the kernel caps it.
-    force = getattr(socket, "SO_RCVBUFFORCE", None)
-    if force is not None:
-        try:
-            s.setsockopt(socket.SOL_SOCKET, force, size)
-            return
-        except PermissionError:
-            pass
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
 
 
 class _Collector:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -25,6 +26,19 @@ HandleFn = Callable[[bytes, Addr], None]
 SLOTS = 64  # datagrams per recvmmsg
 ROUNDS = 16  # recvmmsg calls per wakeup at most, so timers and Kafka replies run between bursts
 MAX_QUEUED = 65_536  # answers waiting for a full send buffer; beyond, an answer is dropped (device retries)
+# Linux's SO_RCVBUFFORCE (asm-generic/socket.h); Python 3.11's socket module does not name it
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33 if sys.platform.startswith("linux") else None)
+
+
+def set_rcvbuf(s: socket.socket, size: int) -> None:
+    """SO_RCVBUFFORCE (root / CAP_NET_ADMIN) goes beyond net.core.rmem_max; otherwise the kernel caps it."""
+    if SO_RCVBUFFORCE is not None:
+        try:
+            s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, size)
+            return
+        except PermissionError:
+            pass
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
 
 
 class UdpIO(Protocol):

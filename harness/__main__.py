@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     ca.add_argument("--json", action="store_true", help="print one JSON object")
     ca.add_argument("--host")
     ca.add_argument("--port", type=int)
-    ca.add_argument("--max-devices", type=int, default=80000)
+    ca.add_argument("--max-devices", type=int, default=200000)
     add_key_args(ca)
 
     d = sub.add_parser("demo", help="broker + gateway + scenario + audit on this machine")

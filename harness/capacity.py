@@ -10,6 +10,7 @@ core given to the simulator alone would hold; on a shared, overloaded machine th
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import secrets
 import subprocess
@@ -20,7 +21,16 @@ from typing import Any
 from simulator.devices.fleet import Fleet
 from simulator.scenario import Devices, Flush, Phase, Scenario, Transport
 
-STEPS = (5000, 10000, 15000, 20000, 25000, 30000, 40000, 50000, 60000, 80000)
+STEPS = (5000, 10000, 20000, 40000, 60000, 80000, 100000, 120000, 150000, 200000)
+GOAL_DEVICES_AT_1HZ = 200_000
+GOAL_FLUSH_READINGS_PER_S = 1_000_000
+FLUSH_DEVICES, FLUSH_PER_DEVICE = 20_000, 64  # a 1,280,000-reading backlog
+
+
+def _rss() -> int:
+    """This process's resident set size in bytes (/proc/self/statm)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def _scenario(devices: int, batch: int = 32) -> Scenario:
@@ -64,24 +74,31 @@ async def steady(host: str, port: int, key: bytes, devices: int, seconds: float 
 async def flush(
     host: str, port: int, key: bytes, devices: int, per_device: int, batch: int
 ) -> dict[str, Any]:
+    gc.collect()
+    rss0 = _rss()
     fleet = Fleet(_scenario(devices, batch), host, port, "capacity", key)
+    rss1 = _rss()
     await fleet.open()
     fleet.generating = False
     fleet.set_online(False)
     now = time.monotonic()
-    ts = int(time.time() * 1000)
+    ts0 = int(time.time() * 1000)
+    stamps = [ts0 + i * 1000 for i in range(per_device)]  # one int per generation slot, as in a run
     for dev in fleet.devices:
-        for _ in range(per_device):
+        for ts in stamps:
             fleet._new_reading(dev, ts, now)  # pre-fill the buffers as an outage would
+    rss2 = _rss()
     driver = asyncio.create_task(fleet.run())
     try:
         d0 = fleet.counters.datagrams
+        cpu0 = time.process_time()
         start = time.monotonic()
         fleet.set_online(True)
         deadline = start + 120
         while fleet.buffered > 0 and time.monotonic() < deadline:  # noqa: ASYNC110 - polling a counter
             await asyncio.sleep(0.01)
         took = time.monotonic() - start
+        cpu = time.process_time() - cpu0
     finally:
         fleet.stop()
         await driver
@@ -97,6 +114,14 @@ async def flush(
         "batch_size": batch,
         # what really goes into a datagram: batch_size, or fewer when flush.max_datagram_bytes caps it
         "readings_per_datagram": fleet.full_batch(),
+        "retransmits": fleet.counters.retransmits,
+        "cpu_us_per_reading": round(cpu / max(1, total - fleet.buffered) * 1e6, 2),
+        # resident memory: the fleet's devices (ids, keys, buffers, slots) and then its pre-filled backlog
+        # (a pointer per reading in the device's deque; a timestamp int is shared by the devices of one
+        # generation slot, as in a run)
+        "rss_bytes_per_device": round((rss1 - rss0) / devices),
+        "rss_bytes_per_buffered_reading": round((rss2 - rss1) / total, 1),
+        "codec": "native" if fleet.native is not None else "python",
     }
 
 
@@ -122,6 +147,8 @@ async def measure(host: str | None, port: int | None, key: bytes | None, max_dev
     else:
         target = f"gateway {host}:{port}"
     try:
+        # the flush first: its memory figures need a process whose heap no larger fleet has grown yet
+        fl = await flush(host, port, key, FLUSH_DEVICES, FLUSH_PER_DEVICE, 32)
         trials = []
         best = 0
         for n in STEPS:
@@ -132,7 +159,6 @@ async def measure(host: str | None, port: int | None, key: bytes | None, max_dev
             if not r["holds"]:
                 break
             best = n
-        fl = await flush(host, port, key, 5000, 64, 32)
     finally:
         if sink is not None:
             sink.terminate()
@@ -146,7 +172,9 @@ async def measure(host: str | None, port: int | None, key: bytes | None, max_dev
         "max_devices_at_1hz": best,
         # what one core fully given to the simulator would hold at the measured CPU cost per reading
         "projected_devices_per_core": round(1e6 / cheapest) if cheapest else None,
-        "goal_devices_at_1hz": 20000,
+        "goal_devices_at_1hz": GOAL_DEVICES_AT_1HZ,
+        "goal_flush_readings_per_s": GOAL_FLUSH_READINGS_PER_S,
+        "codec": fl["codec"],
         "steady_trials": trials,
         "peak_flush_datagrams_per_s": fl["datagrams_per_s"],
         "peak_flush_readings_per_s": fl["readings_per_s"],

@@ -267,6 +267,24 @@ def parse_response(datagram: bytes, key: bytes | None = None) -> Ack | Busy | Au
     return Busy(device_id, struct.unpack_from(">H", datagram, off)[0])
 
 
+def answer_fields(datagram: bytes) -> tuple[int, str, int, int]:
+    """An answer as ``(type, device_id, value, tag_offset)``, unverified: ``value`` is the ACK's sequence or
+    BUSY's retry-after (ms); AUTH_FAIL is ``(T_AUTH_FAIL, "", 0, 4)``. The reference of the simulator's
+    native ``ibp_native.parse_answer``; same ProtocolError reasons as :func:`parse_response`."""
+    resp = parse_response(datagram)
+    if isinstance(resp, AuthFail):
+        return T_AUTH_FAIL, "", 0, _HEADER.size
+    at = _HEADER.size + 1 + datagram[_HEADER.size]
+    if isinstance(resp, Ack):
+        return T_ACK, resp.device_id, resp.ack_seq, at + 4
+    return T_BUSY, resp.device_id, resp.retry_after_ms, at + 2
+
+
+def verify_answer(key: bytes, datagram: bytes, tag_offset: int) -> bool:
+    """True when the answer's tag is HMAC-SHA256(key, datagram[:tag_offset]) (constant time)."""
+    return hmac.compare_digest(_tag(key, datagram[:tag_offset]), datagram[tag_offset:])
+
+
 def parse_legacy(datagram: bytes) -> LegacyReading:
     """Decode a datagram in one of the original pilot's formats."""
     if datagram[:2] == LEGACY_MAGIC:

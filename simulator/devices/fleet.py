@@ -34,12 +34,13 @@ from ibp import protocol as ibp
 from simulator.devices import datagram
 from simulator.devices.journal import CHECKPOINT_S, Journal
 from simulator.devices.state import _WAKE, Counters, Device, Sample
-from simulator.devices.transport import Transport, _Endpoint
+from simulator.devices.transport import Transport
 from simulator.devices.wheel import TICK_S, Wheel
 from simulator.scenario import Scenario
 
 if TYPE_CHECKING:
     from simulator.devices.persist import Store
+    from simulator.devices.sockets import Link
 
 __all__ = [
     "CHECKPOINT_S",
@@ -134,7 +135,7 @@ class Fleet(Wheel, Transport, Journal):
             self.slots[d.idx % self.nslots].append(d)
         self.slot_idx = [array("I", [d.idx for d in slot]) for slot in self.slots]  # for the journal
         self.wheel: dict[int, list[tuple[Device, int]]] = {}
-        self.endpoints: list[_Endpoint] = []
+        self.links: list[Link] = []
         self.ack_timeout = scn.transport.ack_timeout_ms / 1000
         self.backoff_base = scn.transport.backoff_base_ms / 1000
         self.backoff_cap = scn.transport.backoff_cap_ms / 1000

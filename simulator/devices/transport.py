@@ -12,17 +12,19 @@ protocol handling is its own concern: the tick loop (wheel.py) only says when.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
+import gc
 import json
 import random
-import socket
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from ibp import native
 from ibp import protocol as ibp
 from simulator.devices import datagram
+from simulator.devices.sockets import BatchLink, Link, TransportLink, connected_socket
 from simulator.devices.state import _TIMEOUT, _WAKE, Device
+
+NATIVE, NATIVE_WHY = native.load()
 
 if TYPE_CHECKING:
     from simulator.devices.persist import Store
@@ -30,25 +32,28 @@ if TYPE_CHECKING:
     from simulator.scenario import Scenario
 
 
-class _Endpoint(asyncio.DatagramProtocol):
-    def __init__(self, fleet: Transport, index: int) -> None:
-        self.fleet = fleet
-        self.index = index
-        self.transport: asyncio.DatagramTransport | None = None
+GC_GEN0_THRESHOLD = 50_000
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
 
-    def datagram_received(self, data: bytes, addr: tuple) -> None:
-        self.fleet.on_datagram(data)
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable and friends: the gateway is not there. Devices keep buffering.
-        self.fleet.counters.send_errors += 1
+def _settle_heap() -> None:
+    """Keep the cyclic collector off the fleet: 100,000 devices are a million long-lived objects (the
+    device, its buffer, the wheel's entries) that every full collection walked, a few hundred ms at a time
+    (the tick loop ran late by that much), for no garbage: the fleet makes no reference cycles. What is
+    alive when the sockets open is frozen out of the walks, and the young generation is collected every
+    50,000 allocations instead of 2,000 (the gateway's worker does the same)."""
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
 class Transport:
     """The ``Fleet``'s network side (a mixin: the state it uses is set up by ``Fleet.__post_init__``)."""
+
+    # ``ibp_native`` (ibp/native.py) builds the DATA datagrams, parses the answers and batches the system
+    # calls; None: the pure-Python reference (datagram.py, ibp/protocol.py) and the loop's transport. Set
+    # it to None on a fleet before open() to run that one without the native module.
+    native: Any = NATIVE
 
     if TYPE_CHECKING:  # what the transport uses of the rest of the Fleet
         scenario: Scenario
@@ -65,7 +70,7 @@ class Transport:
         devices: list[Device]
         by_id: dict[str, Device]
         nsock: int
-        endpoints: list[_Endpoint]
+        links: list[Link]
         ack_timeout: float
         backoff_base: float
         backoff_cap: float
@@ -108,22 +113,25 @@ class Transport:
     # ------------------------------------------------------------------ sockets
 
     async def open(self) -> None:
+        _settle_heap()
         loop = asyncio.get_running_loop()
         for i in range(self.nsock):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
-            sock.bind(("0.0.0.0", 0))
-            sock.setblocking(False)
-            sock.connect(self.addresses[i % len(self.addresses)])
-            _, proto = await loop.create_datagram_endpoint(lambda i=i: _Endpoint(self, i), sock=sock)
-            self.endpoints.append(proto)
+            sock = connected_socket(self.addresses[i % len(self.addresses)])
+            link: Link
+            if self.native is not None:
+                link = BatchLink(loop, sock, self.native, self.on_datagram, self._on_socket_error)
+            else:
+                link = await TransportLink.open(loop, sock, self.on_datagram, self._on_socket_error)
+            self.links.append(link)
 
     def close(self) -> None:
-        for ep in self.endpoints:
-            if ep.transport is not None:
-                ep.transport.close()
-        self.endpoints.clear()
+        for link in self.links:
+            link.close()
+        self.links.clear()
+
+    def _on_socket_error(self) -> None:
+        # ICMP port unreachable and friends: the gateway is not there. Devices keep buffering.
+        self.counters.send_errors += 1
 
     # ------------------------------------------------------------------ sending
 
@@ -137,11 +145,8 @@ class Transport:
         if self.loss and self.rng.random() < self.loss:
             self.counters.lost_by_fault += 1
             return
-        tr = self.endpoints[dev.sock].transport
-        if tr is None or tr.is_closing():
+        if not self.links[dev.sock].send(data):
             self.counters.send_errors += 1
-            return
-        tr.sendto(data)
 
     def _send(self, dev: Device, now: float) -> None:
         """Send the oldest unacked readings as one batch (or wait for the per-device rate cap)."""
@@ -155,15 +160,29 @@ class Transport:
             self._send_legacy(dev, now)
             return
         first = dev.base_seq
-        readings = self._batch(dev, first)
-        n = len(readings)
+        if self.native is not None:
+            data, n = self.native.device_data(
+                dev.id,
+                dev.key,
+                first,
+                dev.buf,
+                self.batch,
+                self.max_bytes,
+                self.run_id,
+                self._payload_pad,
+                dev.idx,
+            )
+        else:
+            readings = self._batch(dev, first)
+            n = len(readings)
+            data = ibp.encode_data(dev.id, dev.key, first, readings)
         if dev.attempt:
             self.counters.retransmits += 1
         self.counters.sent_readings += n
         dev.inflight_last = first + n - 1
         if dev.unanswered_since < 0:
             dev.unanswered_since = now
-        self._xmit(dev, ibp.encode_data(dev.id, dev.key, first, readings))
+        self._xmit(dev, data)
         self._schedule(dev, now + self.ack_timeout, _TIMEOUT)
 
     def _batch(self, dev: Device, first: int) -> list[tuple[int, bytes]]:
@@ -172,6 +191,7 @@ class Transport:
 
         The same rule as the firmware's sender: the device id's overhead, then readings while they fit.
         A retransmission after a timeout rebuilds the same batch: the same readings, the same bytes.
+        The reference of ``ibp_native.device_data`` (tests/simulator/test_native_device.py).
         """
         buf = dev.buf
         size = datagram.data_overhead(dev.id)
@@ -220,30 +240,31 @@ class Transport:
         if self.ack_loss and self.rng.random() < self.ack_loss:
             self.counters.acks_lost_by_fault += 1
             return
+        nat = self.native
         try:
-            resp = ibp.parse_response(data)
+            mtype, device_id, value, tag_at = (nat.parse_answer if nat is not None else ibp.answer_fields)(
+                data
+            )
         except ibp.ProtocolError:
             self.counters.bad_answers += 1
             return
-        if isinstance(resp, ibp.AuthFail):
+        if mtype == ibp.T_AUTH_FAIL:
             self.counters.auth_fail += 1  # the device times out and backs off; nothing is deleted
             return
-        dev = self.by_id.get(resp.device_id)
-        if dev is None or not hmac.compare_digest(
-            hmac.digest(dev.key, data[: -ibp.TAG_LEN], hashlib.sha256), data[-ibp.TAG_LEN :]
-        ):
+        dev = self.by_id.get(device_id)
+        if dev is None or not (nat.verify if nat is not None else ibp.verify_answer)(dev.key, data, tag_at):
             self.counters.bad_answers += 1
             return
         now = time.monotonic()
         dev.unanswered_since = -1.0  # the gateway takes this device's datagrams (acked or pushed back)
-        if isinstance(resp, ibp.Busy):
+        if mtype == ibp.T_BUSY:
             self.counters.busy += 1
             if dev.inflight_last >= 0:
                 dev.inflight_last = -1
-                wait = resp.retry_after_ms / 1000
+                wait = value / 1000
                 self._schedule(dev, now + wait + self.rng.random() * wait, _WAKE)
             return
-        self._on_ack(dev, resp.ack_seq, now)
+        self._on_ack(dev, value, now)
 
     def _on_ack(self, dev: Device, ack_seq: int, now: float) -> None:
         n = dev.ack_to(ack_seq + 1)

@@ -206,12 +206,12 @@ def test_two_gateways_split_the_devices_and_a_down_one_keeps_its_devices_reading
             scn, "127.0.0.1", port0, "t", key, gateways=(("127.0.0.1", port0), ("127.0.0.1", port1))
         )
         await fleet.open()
-        assert len(fleet.endpoints) == 6
+        assert len(fleet.links) == 6
         driver = asyncio.create_task(fleet.run())
         await asyncio.sleep(2.5)
         waiting = [d for d in fleet.devices if d.idx % 2 == 1]
         assert all(d.buf for d in waiting), "gateway 1 is down: its devices keep what they generated"
-        assert set(sink0.keys) == {d.id for d in fleet.devices if d.idx % 2 == 0}
+        assert set(sink0.keys) == {d.id.encode() for d in fleet.devices if d.idx % 2 == 0}
         tr1, sink1 = await loop.create_datagram_endpoint(
             lambda: AckSink(key), local_addr=("127.0.0.1", port1)
         )
@@ -224,7 +224,7 @@ def test_two_gateways_split_the_devices_and_a_down_one_keeps_its_devices_reading
         fleet.close()
         tr0.close()
         tr1.close()
-        assert set(sink1.keys) == {d.id for d in waiting}
+        assert set(sink1.keys) == {d.id.encode() for d in waiting}
         assert fleet.counters.acked == fleet.counters.generated - fleet.buffered
         assert all(not d.buf for d in waiting)
 

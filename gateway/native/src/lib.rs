@@ -1,4 +1,5 @@
-//! `ibp_native`: the gateway's per-datagram IBP/1 work in Rust.
+//! `ibp_native`: the gateway's per-datagram IBP/1 work in Rust (and the simulated devices', device.rs
+//! and send.rs).
 //!
 //! Same decisions, same `ProtocolError` reasons and the same bytes as the pure-Python reference
 //! (`gateway/fastpath.py`, itself held equal to `gateway/protocol.py`); tests/gateway/test_fastpath.py
@@ -13,22 +14,24 @@ use pyo3::types::{PyBytes, PyTuple};
 use sha2::Sha256;
 
 mod batch;
+mod device;
 mod legacy;
 mod records;
 mod recv;
+mod send;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// Bumped whenever a signature below changes: gateway/hotpath.py refuses a stale build.
-const API: u32 = 4;
+/// Bumped whenever a signature below changes: ibp/native.py refuses a stale build.
+const API: u32 = 5;
 
 const HEAD_OK: &[u8; 4] = b"IB\x01\x01";
 const VERSION: u8 = 1;
-const MAX_ID_LEN: usize = 64;
-const TAG_LEN: usize = 32;
-const MAX_SEQ: u64 = 0xFFFF_FFFF;
-const T_ACK: u8 = 0x81;
-const T_BUSY: u8 = 0x82;
+pub(crate) const MAX_ID_LEN: usize = 64;
+pub(crate) const TAG_LEN: usize = 32;
+pub(crate) const MAX_SEQ: u64 = 0xFFFF_FFFF;
+pub(crate) const T_ACK: u8 = 0x81;
+pub(crate) const T_BUSY: u8 = 0x82;
 /// CPython refuses integer literals longer than this (sys.get_int_max_str_digits()); the reference
 /// then answers "not JSON", so this module does too.
 const INT_MAX_STR_DIGITS: usize = 4300;
@@ -57,7 +60,7 @@ pub(crate) fn raise(py: Python<'_>, refused: Refused) -> PyErr {
     }
 }
 
-fn check_id(raw: &[u8]) -> Result<(), Refused> {
+pub(crate) fn check_id(raw: &[u8]) -> Result<(), Refused> {
     if std::str::from_utf8(raw).is_err() {
         return Err(Refused("bad_device_id", "not UTF-8".into()));
     }
@@ -213,7 +216,7 @@ fn parse_data_raw<'py>(
     Ok((raw_id, parsed.first, readings, parsed.tag_at))
 }
 
-fn tag(key: &[u8], body: &[u8]) -> [u8; 32] {
+pub(crate) fn tag(key: &[u8], body: &[u8]) -> [u8; 32] {
     let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(body);
     mac.finalize().into_bytes().into()
@@ -464,5 +467,9 @@ fn ibp_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(records::build_records, m)?)?;
     m.add_function(wrap_pyfunction!(legacy::legacy_binary_record, m)?)?;
     m.add_class::<recv::Receiver>()?;
+    m.add_function(wrap_pyfunction!(send::send_many, m)?)?;
+    m.add_function(wrap_pyfunction!(device::device_payload, m)?)?;
+    m.add_function(wrap_pyfunction!(device::device_data, m)?)?;
+    m.add_function(wrap_pyfunction!(device::parse_answer, m)?)?;
     Ok(())
 }
