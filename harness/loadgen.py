@@ -8,6 +8,9 @@ Devices are spread over ``sockets`` UDP sockets, so SO_REUSEPORT spreads them ov
 it will retransmit), so that the measured run costs the sender only its sends, waits and answer checks:
 ``make bench`` needs a load generator that costs well under the gateway's CPU per reading. A batch that
 does not start where a pre-built one does (an ACK that covered part of a datagram) is encoded then.
+With the native module the sockets are the simulator's batched ones (simulator/devices/sockets.py:
+``sendmmsg`` of what the devices send in one loop callback, ``recvmmsg`` of the answers) and answers are
+parsed and verified by ``ibp_native``.
 ``interval_s`` paces the fleet: a device sends a new batch at most every ``interval_s`` (retransmissions are
 not delayed), and ``ramp_s`` spreads the devices' first sends evenly over that time. A paced fleet offers a
 known load, ``devices x batch / interval_s`` readings/s, as long as its ACKs come back within the interval:
@@ -23,7 +26,10 @@ import random
 import time
 from dataclasses import dataclass, field
 
-from ibp import protocol
+from ibp import native, protocol
+from simulator.devices.sockets import BatchLink, Link, TransportLink, connected_socket
+
+NATIVE, _ = native.load()
 
 
 @dataclass(slots=True, eq=False)
@@ -67,21 +73,6 @@ class FleetResult:
         return self.readings / self.elapsed_s if self.elapsed_s else 0.0
 
 
-class _Socket(asyncio.DatagramProtocol):
-    def __init__(self, fleet: Fleet) -> None:
-        self.fleet = fleet
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-
-    def datagram_received(self, data: bytes, addr) -> None:
-        self.fleet._answer(data)
-
-    def error_received(self, exc: Exception) -> None:
-        pass
-
-
 class Fleet:
     def __init__(
         self,
@@ -123,8 +114,9 @@ class Fleet:
             (lambda seq: json.dumps({"run": run_id, "n": seq, "pad": pad}).encode()) if pad else None
         )
         self.result = FleetResult(devices=len(self.devices))
-        self._transports: list[asyncio.DatagramTransport] = []
+        self._links: list[Link] = []
         self._stop = False
+        self.native = NATIVE  # None: the pure-Python answer check and the loop's transport
 
     def payload(self, device: Device, seq: int) -> bytes:
         if self._payload is not None:
@@ -135,28 +127,32 @@ class Fleet:
         if self.drop_rate and self.rng.random() < self.drop_rate:
             self.result.answers_dropped += 1
             return
+        nat = self.native
         try:
-            if data[3:4] == bytes([protocol.T_AUTH_FAIL]):
-                self.result.auth_fail += 1
-                return
-            device_id, _ = protocol._read_id(data, 4)
-            device = self.devices.get(device_id)
-            if device is None:
-                self.result.bad_answers += 1
-                return
-            answer = protocol.parse_response(data, device.key)
+            mtype, device_id, value, tag_at = (
+                nat.parse_answer if nat is not None else protocol.answer_fields
+            )(data)
         except protocol.ProtocolError:
             self.result.bad_answers += 1
             return
-        if isinstance(answer, protocol.Ack):
+        if mtype == protocol.T_AUTH_FAIL:
+            self.result.auth_fail += 1
+            return
+        device = self.devices.get(device_id)
+        if device is None or not (nat.verify if nat is not None else protocol.verify_answer)(
+            device.key, data, tag_at
+        ):
+            self.result.bad_answers += 1
+            return
+        if mtype == protocol.T_ACK:
             self.result.acks += 1
-            if answer.ack_seq > device.acked:
-                device.acked = min(answer.ack_seq, device.last_seq)
+            if value > device.acked:
+                device.acked = min(value, device.last_seq)
                 device.latencies.append(time.monotonic() - device.sent_at)
                 device.event.set()
-        elif isinstance(answer, protocol.Busy):
+        else:
             self.result.busy += 1
-            device.busy_until = time.monotonic() + answer.retry_after_ms / 1000.0
+            device.busy_until = time.monotonic() + value / 1000.0
             device.event.set()
 
     def prebuild(self) -> int:
@@ -186,7 +182,7 @@ class Fleet:
 
     async def _run_device(self, device: Device, start_delay_s: float = 0.0) -> None:
         attempt = 0
-        transport = self._transports[device.sock]
+        link = self._links[device.sock]
         if start_delay_s > 0:
             await asyncio.sleep(start_delay_s)
         next_new = 0.0  # monotonic time before which no new batch leaves (interval_s)
@@ -210,7 +206,7 @@ class Fleet:
             if self.drop_rate and self.rng.random() < self.drop_rate:
                 self.result.datagrams_dropped += 1
             else:
-                transport.sendto(datagram, self.addr)
+                link.send(datagram)
             timeout = (
                 self.ack_timeout_s
                 if attempt == 0
@@ -232,11 +228,14 @@ class Fleet:
 
     async def run(self, timeout_s: float = 300.0) -> FleetResult:
         loop = asyncio.get_running_loop()
-        for _ in range(self.n_sockets):
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda: _Socket(self), local_addr=("127.0.0.1", 0)
-            )
-            self._transports.append(transport)
+        for _ in range(self.n_sockets):  # each connected to the gateway; batched sends and receives natively
+            sock = connected_socket(self.addr)
+            link: Link
+            if self.native is not None:
+                link = BatchLink(loop, sock, self.native, self._answer, self._socket_error)
+            else:
+                link = await TransportLink.open(loop, sock, self._answer, self._socket_error)
+            self._links.append(link)
         started = time.monotonic()
         n = len(self.devices)
         tasks = [
@@ -250,8 +249,9 @@ class Fleet:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         finally:
-            for transport in self._transports:
-                transport.close()
+            for link in self._links:
+                link.close()
+            self._links.clear()
         r = self.result
         r.elapsed_s = time.monotonic() - started
         r.fully_acked = sum(1 for d in self.devices.values() if d.acked >= d.last_seq)
@@ -262,6 +262,9 @@ class Fleet:
 
     def stop(self) -> None:
         self._stop = True
+
+    def _socket_error(self) -> None:
+        pass  # ICMP port unreachable: the gateway is not there (yet); devices time out and retry
 
 
 def fleet_keys(master_key: bytes, count: int, run_id: str, prefix: str = "sim-") -> dict[str, bytes]:
