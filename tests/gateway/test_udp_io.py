@@ -5,7 +5,9 @@ longer than the slot arrives cut to the slot so the handler still counts it over
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -117,3 +119,18 @@ def test_batch_io_hands_datagrams_to_the_handler_and_answers() -> None:
     seen, answers = asyncio.run(scenario())
     assert [d for d, _ in seen] == [b"%d" % i for i in range(200)]
     assert answers == [b"ack:%d" % i for i in range(200)]
+
+
+def test_receive_buffer_goes_past_rmem_max_when_root() -> None:
+    """SO_RCVBUFFORCE (CAP_NET_ADMIN) lifts net.core.rmem_max; without it the kernel caps the request."""
+    rmem_max = int(Path("/proc/sys/net/core/rmem_max").read_text())
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        udp_io.set_rcvbuf(s, 2 * rmem_max)
+        got = s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)  # the kernel reports twice what it set
+    finally:
+        s.close()
+    if os.geteuid() == 0:
+        assert got >= 4 * rmem_max
+    else:
+        assert got <= 2 * rmem_max
