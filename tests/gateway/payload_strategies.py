@@ -1,5 +1,6 @@
-"""Hypothesis strategies for reading payloads, shared by the codec equality tests (test_fastpath.py,
-test_legacy_codec.py): the same near misses must get the same decision from every implementation."""
+"""Hypothesis strategies for reading payloads and near-miss datagrams, shared by the codec equality tests
+(test_fastpath.py, test_legacy_codec.py, tests/simulator/test_native_device.py): the same near misses must
+get the same decision from every implementation."""
 
 from __future__ import annotations
 
@@ -77,3 +78,22 @@ payloads = st.one_of(
     ),
     st.binary(max_size=20),
 )
+
+
+@st.composite
+def near_misses(draw, valid: st.SearchStrategy[bytes], max_edits: int = 3) -> bytes:
+    """A valid datagram with 1..max_edits edits: a byte changed, the tail cut, bytes inserted or a run
+    deleted (edits land in the header, the id, the sequence, a payload or the tag)."""
+    base = bytearray(draw(valid))
+    for _ in range(draw(st.integers(1, max_edits))):
+        i = draw(st.integers(0, len(base)))
+        op = draw(st.integers(0, 3))
+        if op == 0 and i < len(base):
+            base[i] = draw(st.integers(0, 255))
+        elif op == 1:
+            del base[i:]
+        elif op == 2:
+            base[i:i] = draw(st.binary(min_size=1, max_size=8))
+        else:
+            del base[i : i + draw(st.integers(1, 8))]
+    return bytes(base)

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from gateway import fastpath, hotpath
 from ibp import protocol
 from tests.gateway.native_ext import ibp_native, needs_native
-from tests.gateway.payload_strategies import payloads
+from tests.gateway.payload_strategies import near_misses, payloads
 
 KEY = bytes(range(32))
 
@@ -51,21 +51,8 @@ valid = st.builds(
 )
 
 
-@st.composite
-def mutated(draw):
-    base = bytearray(draw(valid))
-    for _ in range(draw(st.integers(1, 3))):
-        i = draw(st.integers(0, len(base)))
-        op = draw(st.integers(0, 3))
-        if op == 0 and i < len(base):
-            base[i] = draw(st.integers(0, 255))
-        elif op == 1:
-            del base[i:]
-        elif op == 2:
-            base[i:i] = draw(st.binary(min_size=1, max_size=8))
-        else:
-            del base[i : i + draw(st.integers(1, 8))]
-    return bytes(base)
+def mutated() -> st.SearchStrategy[bytes]:
+    return near_misses(valid)
 
 
 any_datagram = st.one_of(

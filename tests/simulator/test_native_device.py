@@ -27,6 +27,7 @@ from simulator.devices.transport import Transport
 from simulator.orchestration.runner import run_phases
 from simulator.scenario import parse
 from tests.gateway.native_ext import ibp_native, needs_native
+from tests.gateway.payload_strategies import near_misses
 
 run_ids = st.text("0123456789TZabcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=60)
 device_ids = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x2FF), min_size=1, max_size=20).filter(
@@ -121,26 +122,9 @@ answers = st.one_of(
 )
 
 
-@st.composite
-def near_answers(draw):
-    data = bytearray(draw(answers))
-    for _ in range(draw(st.integers(0, 3))):
-        op = draw(st.integers(0, 3))
-        i = draw(st.integers(0, len(data)))
-        if op == 0 and i < len(data):
-            data[i] = draw(st.integers(0, 255))
-        elif op == 1:
-            del data[i:]
-        elif op == 2:
-            data[i:i] = draw(st.binary(min_size=1, max_size=3))
-        elif i < len(data):
-            del data[i]
-    return bytes(data)
-
-
 @needs_native
 @settings(max_examples=1000, deadline=None)
-@given(st.one_of(answers, near_answers(), st.binary(max_size=80)))
+@given(st.one_of(answers, near_misses(answers), st.binary(max_size=80)))
 def test_native_answer_fields_are_the_reference(data: bytes) -> None:
     assert _outcome(ibp_native.parse_answer, data) == _outcome(ibp.answer_fields, data)
 
