@@ -33,7 +33,7 @@ from bench.e2e import GatewayRun
 from bench.peers import otelcol, run_peers
 from bench.report import print_peers, print_table
 from broker.kafka import KafkaBroker, free_port
-from gateway.config import KafkaConfig
+from gateway.config import KafkaConfig, LimitsConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -117,6 +117,7 @@ async def gateway_run(
     topic: str,
     args: argparse.Namespace,
     workdir: Path,
+    devices: int,
     paced_fraction: float = 0.0,
     **kafka: object,
 ) -> dict:
@@ -130,17 +131,19 @@ async def gateway_run(
         udp={"workers": args.workers},
         kafka={
             "producers_per_worker": args.producers,
+            "max_producers_per_worker": args.max_producers,
             "batch_size": args.batch_size,
             "linger_ms": args.linger_ms,
             **kafka,
         },
+        limits={"max_inflight_readings": args.max_inflight},
     )
     try:
-        result = await run.measure(args.devices, args.readings, args.batch)
+        result = await run.measure(devices, args.readings, args.batch)
         if paced_fraction and result["readings_per_s"] > 0:
             # the same gateway under a paced load at a fraction of what it just reached
             rate = paced_fraction * result["readings_per_s"]
-            paced = await run.measure_paced(args.devices, args.batch, rate, args.paced_seconds)
+            paced = await run.measure_paced(devices, args.batch, rate, args.paced_seconds)
             linger = args.linger_ms
             rtt = paced["produce_ms_mean"]
             paced["goal_p99_ms"] = None if rtt is None else round(linger + 2 * rtt, 1)
@@ -152,15 +155,19 @@ async def gateway_run(
     return result
 
 
-async def phase(name: str, bootstrap: str, topic: str, args: argparse.Namespace, workdir: Path) -> dict:
+async def phase(
+    name: str, bootstrap: str, topic: str, args: argparse.Namespace, workdir: Path, devices: int
+) -> dict:
+    """The bare producers and the gateway against one listener; ``devices``: the gateway's fleet size."""
     kafka = KafkaConfig(
         bootstrap_servers=bootstrap,
         topic=topic,
         batch_size=args.batch_size,
         linger_ms=args.linger_ms,
         producers_per_worker=args.producers,
+        max_producers_per_worker=args.max_producers,
     )
-    records = make_records(args.devices, args.readings)
+    records = make_records(devices, args.readings)
     out: dict = {"load_before": load_average()}
     print(f"[{name}] bare producer send() ...", flush=True)
     out["bare_send"] = await bare.run_send(kafka, records[: args.send_readings])  # a rate: a slice will do
@@ -173,13 +180,19 @@ async def phase(name: str, bootstrap: str, topic: str, args: argparse.Namespace,
         topic,
         args,
         workdir / f"gateway-{name}",
+        devices,
         paced_fraction=0.5 if args.paced_seconds > 0 else 0.0,
     )
     if args.fast_level is not None and name == "no-latency":
         # the same run with lz4 at a level a user would pick for CPU (aiokafka's builder knows only 9)
         print(f"[{name}] gateway end to end, kafka.compression_level={args.fast_level} ...", flush=True)
         fast = await gateway_run(
-            bootstrap, topic, args, workdir / f"gateway-{name}-level", compression_level=args.fast_level
+            bootstrap,
+            topic,
+            args,
+            workdir / f"gateway-{name}-level",
+            devices,
+            compression_level=args.fast_level,
         )
         out["gateway_fast_level"] = fast | {"compression_level": args.fast_level}
     out["load_after"] = load_average()
@@ -213,7 +226,7 @@ async def main_async(args: argparse.Namespace) -> dict:
         topic = f"bench-{uuid.uuid4().hex[:8]}"
         broker.create_topic(topic, partitions=args.partitions)
         proxy = start_proxy(proxy_port, broker.delayed_port, args.delay_ms)
-        base = await phase("no-latency", broker.bootstrap, topic, args, workdir)
+        base = await phase("no-latency", broker.bootstrap, topic, args, workdir, args.devices)
         report.update(
             {k: base[k] for k in ("gateway_readings_per_s", "bare_producer_readings_per_s", "ratio")}
         )
@@ -223,7 +236,9 @@ async def main_async(args: argparse.Namespace) -> dict:
             report["peers"] = run_peers(broker.bootstrap, args, workdir, base, records, otel)
             del records
         if args.delay_ms > 0:
-            slow = await phase(f"{args.delay_ms:g}ms", f"127.0.0.1:{proxy_port}", topic, args, workdir)
+            slow = await phase(
+                f"{args.delay_ms:g}ms", f"127.0.0.1:{proxy_port}", topic, args, workdir, args.latency_devices
+            )
             slow["vs_no_latency"] = round(slow["gateway_readings_per_s"] / base["gateway_readings_per_s"], 3)
             report["latency_250ms" if args.delay_ms == 250 else f"latency_{args.delay_ms:g}ms"] = slow
     finally:
@@ -251,7 +266,29 @@ def main(argv: list[str] | None = None) -> int:
         help="readings for the bare send() rate (one coroutine per record: slow, a slice of the records)",
     )
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--producers", type=int, default=2, help="producers per worker")
+    parser.add_argument(
+        "--latency-devices",
+        type=int,
+        default=12_000,
+        help="the fleet of the slow-broker phase: stop-and-wait devices keep at most devices x batch readings "
+        "in flight, and the rate is at most that over the ack time (Little's law: 4,000 x 25 readings over "
+        "~0.5 s caps near 200,000/s), so a slow broker needs a larger fleet to be the limit",
+    )
+    parser.add_argument(
+        "--producers", type=int, default=2, help="producers per worker (kafka.producers_per_worker)"
+    )
+    parser.add_argument(
+        "--max-producers",
+        type=int,
+        default=8,
+        help="kafka.max_producers_per_worker: extra producers that take full batches while the others are busy",
+    )
+    parser.add_argument(
+        "--max-inflight",
+        type=int,
+        default=LimitsConfig().max_inflight_readings,
+        help="the gateway's limits.max_inflight_readings (readings not yet acked by Kafka; beyond: BUSY)",
+    )
     parser.add_argument("--partitions", type=int, default=12)
     parser.add_argument("--batch-size", type=int, default=262144)
     parser.add_argument("--linger-ms", type=int, default=50)

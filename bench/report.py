@@ -45,7 +45,11 @@ def print_table(report: dict) -> None:
     console.print(table)
     for key, value in report.items():
         if key.startswith("latency_"):
-            console.print(f"{key}: gateway at {value['vs_no_latency']:.2f} of its no-latency figure")
+            console.print(
+                f"{key}: gateway at {value['vs_no_latency']:.2f} of its no-latency figure "
+                f"({value['gateway']['devices']:,} devices against {report['no_latency']['gateway']['devices']:,}: "
+                "a stop-and-wait fleet keeps at most devices x batch readings in flight)"
+            )
     for key in ["no_latency"] + [k for k in report if k.startswith("latency_")]:
         half = report[key]["gateway"].get("half_load")
         if half is not None:

@@ -121,6 +121,9 @@ class KafkaConfig:
     batch_size: Annotated[int, between(1024, None)] = 262144
     linger_ms: Annotated[int, between(0, 10000)] = 20
     producers_per_worker: Annotated[int, between(1, 64)] = 2
+    # producers beyond producers_per_worker take only full batches, when all the others are busy: a broker
+    # that acks slowly (AutoMQ's S3 WAL) gets more requests in flight, a fast one keeps few large ones
+    max_producers_per_worker: Annotated[int, between(1, 64)] = 8
     max_request_size: int = 4 * 1024 * 1024
     request_timeout_ms: Annotated[int, between(1000, None)] = 30000
     security_protocol: Annotated[SecurityProtocol, BeforeValidator(_upper)] = "PLAINTEXT"
@@ -193,7 +196,7 @@ class DevicesConfig:
 
 @dataclass(config=_CONFIG)
 class LimitsConfig:
-    max_inflight_readings: Annotated[int, between(255, None)] = 200000  # whole gateway; each worker its share
+    max_inflight_readings: Annotated[int, between(255, None)] = 400000  # whole gateway; each worker its share
     busy_retry_after_ms: Annotated[int, between(0, 65535)] = 200
     auth_fail_per_s: Annotated[float, between(0, None, "0 = never answer")] = 1.0
     regression_window: Annotated[int, between(1, None)] = 65536

@@ -175,6 +175,7 @@ async def run(cfg: config_mod.GatewayConfig, index: int, fd: int, status_fd: int
         "worker_ready",
         partitions=len(kafka._partitions),
         producers=cfg.kafka.producers_per_worker,
+        max_producers=max(cfg.kafka.producers_per_worker, cfg.kafka.max_producers_per_worker),
         loop=type(loop).__module__.split(".")[0],
         max_inflight=handler.max_inflight,
         codec=hotpath.IMPL,

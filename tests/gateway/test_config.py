@@ -35,7 +35,7 @@ def test_defaults_match_the_contract(registry: Path) -> None:
         20,
     )
     assert (cfg.kafka.producers_per_worker, cfg.kafka.security_protocol) == (2, "PLAINTEXT")
-    assert cfg.limits.max_inflight_readings == 200000 and cfg.limits.busy_retry_after_ms == 200
+    assert cfg.limits.max_inflight_readings == 400000 and cfg.limits.busy_retry_after_ms == 200
     assert cfg.limits.auth_fail_per_s == 1.0 and cfg.limits.regression_window == 65536
     assert cfg.effective_workers() >= 1
 
