@@ -40,9 +40,11 @@ class SlowProducer:
         return future
 
 
-def kafka_out(base: int, extra: int, delay: float, batch_size: int = 4096, partitions: int = 2):
+def kafka_out(
+    base: int, extra: int, delay: float, batch_size: int = 4096, partitions: int = 2, linger_ms: int = 5
+):
     cfg = KafkaConfig(
-        batch_size=batch_size, linger_ms=5, producers_per_worker=base, max_producers_per_worker=extra
+        batch_size=batch_size, linger_ms=linger_ms, producers_per_worker=base, max_producers_per_worker=extra
     )
     out = KafkaOut(cfg, "test")
     tracker = {"now": 0, "peak": 0}
@@ -75,6 +77,23 @@ async def _full_batches_on_a_slow_broker_use_the_extra_producers() -> None:
     used = [p.batches for p in out._producers]
     assert tracker["peak"] > 1, f"one request at a time: {used}"
     assert sum(1 for n in used if n) > 1, f"only the base producer took batches: {used}"
+
+
+def test_full_batches_on_a_fast_broker_stay_on_the_base_producers() -> None:
+    asyncio.run(_full_batches_on_a_fast_broker_stay_on_the_base_producers())
+
+
+async def _full_batches_on_a_fast_broker_stay_on_the_base_producers() -> None:
+    # acks in 2 ms, linger 100 ms: a full batch never waits a linger, so no extra producer is called
+    out, _ = kafka_out(base=1, extra=4, delay=0.002, batch_size=16384, linger_ms=100)
+    done: list[bool] = []
+    for _ in range(4):
+        await submit(out, jobs=50, records_per_job=10, value=b"w" * 100, done=done)
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.3)
+    assert done == [True] * 200
+    assert [p.batches > 0 for p in out._producers] == [True, False, False, False]
+    await out.drain()
 
 
 def test_lingered_batches_wait_for_the_base_producers() -> None:
