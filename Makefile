@@ -43,9 +43,10 @@ broker: broker-jars ## Start the local Kafka broker (KRaft) on free loopback por
 broker-stop: $(SETUP_STAMP) ## Stop the local Kafka broker and delete its data
 	$(PY) -m broker stop
 
-dist: $(SETUP_STAMP) ## Build the project wheel into dist/
+dist: $(SETUP_STAMP) ## Build the project wheel and the native hot path's wheel (ibp_native, needs cargo) into dist/
 	rm -rf build dist/*.whl
 	$(PY) -m pip wheel --no-deps --no-build-isolation -q -w dist .
+	@./scripts/build_native_wheel.sh dist >/dev/null || [ $$? -eq 2 ]
 	@ls dist/*.whl
 
 -include mk/*.mk

@@ -41,6 +41,8 @@ SIMULATOR_OK = {
 def run_role(tmp_path: Path, role: str, extra: dict) -> subprocess.CompletedProcess[str]:
     wheel = tmp_path / "iot_burst_pilot-0.1.0-py3-none-any.whl"
     wheel.write_bytes(b"not really a wheel: validation only checks that the file exists")
+    native = tmp_path / "ibp_native-0.1.0-cp311-cp311-manylinux_2_34_x86_64.whl"
+    native.write_bytes(b"not really a wheel either: the compiled hot path's file must exist")
     inventory = tmp_path / "hosts.yml"
     inventory.write_text(
         json.dumps(
@@ -62,6 +64,7 @@ def run_role(tmp_path: Path, role: str, extra: dict) -> subprocess.CompletedProc
     playbook.write_text(PLAY.format(role=role))
     extra_vars = {
         f"{role}_wheel": str(wheel),
+        f"{role}_native_wheel": str(native),
         "iot_secrets_dir": str(tmp_path / "secrets"),
         **extra,
     }
@@ -107,6 +110,16 @@ def run_role(tmp_path: Path, role: str, extra: dict) -> subprocess.CompletedProc
         ("gateway", {**GATEWAY_OK, "iot_fleet_master_key": "abc"}, "fleets ['sim-'] need"),
         ("gateway", {**GATEWAY_OK, "gateway_devices": {"esp32-1": "00"}}, "gateway_devices ['esp32-1']"),
         ("gateway", {**GATEWAY_OK, "gateway_wheel": "/nonexistent/x.whl"}, "make dist"),
+        (
+            "gateway",
+            {**GATEWAY_OK, "gateway_native_wheel": "/nonexistent/ibp_native-0.1.0.whl"},
+            "gateway: no ibp_native wheel found (/nonexistent/ibp_native-0.1.0.whl)",
+        ),
+        (
+            "simulator",
+            {**SIMULATOR_OK, "simulator_native_wheel": "/nonexistent/ibp_native-0.1.0.whl"},
+            "simulator_native: false",
+        ),
         (  # SASL completeness itself is the gateway's --check (tests/gateway/test_config.py)
             "gateway",
             {**GATEWAY_OK, "gateway_kafka_security_protocol": "SASL_SSL"},
@@ -136,7 +149,15 @@ def test_bad_variable_fails_before_any_host_task(tmp_path, role, extra, expected
     assert not (tmp_path / "secrets" / "fleet_master_key").exists() or role == "gateway"
 
 
-@pytest.mark.parametrize(("role", "extra"), [("gateway", GATEWAY_OK), ("simulator", SIMULATOR_OK)])
+@pytest.mark.parametrize(
+    ("role", "extra"),
+    [
+        ("gateway", GATEWAY_OK),
+        ("simulator", SIMULATOR_OK),
+        # Without the compiled hot path: no wheel needed (the pure-Python codec runs).
+        ("gateway", {**GATEWAY_OK, "gateway_native": False, "gateway_native_wheel": "/nonexistent.whl"}),
+    ],
+)
 def test_valid_variables_pass_every_check(tmp_path, role, extra):
     result = run_role(tmp_path, role, extra)
     output = result.stdout + result.stderr

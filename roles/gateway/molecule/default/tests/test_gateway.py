@@ -138,6 +138,16 @@ def test_registry_holds_a_generated_fleet_key(host):
     assert len(bytes.fromhex(fleet["master_key"])) == 32
 
 
+def test_runs_the_native_hot_path(host):
+    """gateway_native (default true): the role installed the ibp_native wheel that `make dist` built, and
+    the running gateway uses it (its /healthz names the codec; a stale or missing build says python)."""
+    port = _config(host)["http"]["port"]
+    health = host.check_output(f"curl -sf http://127.0.0.1:{port}/healthz")
+    assert "codec=native" in health, health
+    shown = host.check_output("/opt/iot-gateway/venv/bin/python -m pip show ibp-native")
+    assert "Name: ibp-native" in shown, shown
+
+
 def test_udp_port_bound(host):
     port = _config(host)["udp"]["port"]
     assert host.socket(f"udp://0.0.0.0:{port}").is_listening

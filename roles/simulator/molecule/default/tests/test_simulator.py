@@ -107,6 +107,13 @@ def test_venv_holds_the_agent_extra_only(host):
     assert present.count("Name:") == 4, present
 
 
+def test_venv_loads_the_native_device_path(host):
+    """simulator_native (default true): the agent's devices build their datagrams with ibp_native, the
+    build `make dist` made for this tree (same API as ibp/native.py), not the pure-Python reference."""
+    out = host.check_output(f"{VENV}/bin/python -c 'from ibp import native; print(native.load()[1])'")
+    assert out.strip() == "ibp_native imported", out
+
+
 def test_secrets_readable_by_the_service_only(host):
     for path in (TOKEN, MASTER_KEY):
         f = host.file(path)
