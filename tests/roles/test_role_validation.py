@@ -112,12 +112,12 @@ def run_role(tmp_path: Path, role: str, extra: dict) -> subprocess.CompletedProc
         ("gateway", {**GATEWAY_OK, "gateway_wheel": "/nonexistent/x.whl"}, "make dist"),
         (
             "gateway",
-            {**GATEWAY_OK, "gateway_native_wheel": "/nonexistent/ibp_native-0.1.0.whl"},
+            {**GATEWAY_OK, "gateway_native": True, "gateway_native_wheel": "/nonexistent/ibp_native-0.1.0.whl"},
             "gateway: no ibp_native wheel found (/nonexistent/ibp_native-0.1.0.whl)",
         ),
         (
             "simulator",
-            {**SIMULATOR_OK, "simulator_native_wheel": "/nonexistent/ibp_native-0.1.0.whl"},
+            {**SIMULATOR_OK, "simulator_native": True, "simulator_native_wheel": "/nonexistent/ibp_native-0.1.0.whl"},
             "simulator_native: false",
         ),
         (  # SASL completeness itself is the gateway's --check (tests/gateway/test_config.py)
@@ -154,8 +154,11 @@ def test_bad_variable_fails_before_any_host_task(tmp_path, role, extra, expected
     [
         ("gateway", GATEWAY_OK),
         ("simulator", SIMULATOR_OK),
-        # Without the compiled hot path: no wheel needed (the pure-Python codec runs).
-        ("gateway", {**GATEWAY_OK, "gateway_native": False, "gateway_native_wheel": "/nonexistent.whl"}),
+        # With the compiled hot path: the native wheel is found (run_role passes one).
+        ("gateway", {**GATEWAY_OK, "gateway_native": True}),
+        ("simulator", {**SIMULATOR_OK, "simulator_native": True}),
+        # Without it (the default): no wheel needed, the pure-Python codec runs.
+        ("gateway", {**GATEWAY_OK, "gateway_native_wheel": "/nonexistent.whl"}),
     ],
 )
 def test_valid_variables_pass_every_check(tmp_path, role, extra):
