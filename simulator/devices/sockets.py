@@ -10,7 +10,10 @@ flight (stop-and-wait), so it never holds more than one per device. Without the 
 ``IBP_NATIVE=0``, the loop's own datagram transport does both (:class:`TransportLink`).
 
 Either way an error queued on the socket (ICMP port unreachable: the gateway is not there) counts as a
-send error and the devices keep their readings.
+send error and the devices keep their readings. uvloop (libuv) stops watching a descriptor for good when
+epoll reports an error on it (POLLERR), after one last callback: a connected socket that got one ICMP
+error while the gateway restarted would never be read again, and its devices would send without ever
+seeing an answer. So :class:`BatchLink` watches it again after every socket error.
 """
 
 from __future__ import annotations
@@ -106,16 +109,26 @@ class BatchLink:
 
     def _readable(self) -> None:
         recv, fd, handle = self.rx.recv, self.fd, self.on_datagram
-        for _ in range(ROUNDS):
+        for round_ in range(ROUNDS):
             try:
                 batch = recv(fd)
             except OSError:  # ICMP port unreachable and friends, reported once
                 self.on_error()
+                self._watch_again()
                 continue
             for data, _addr in batch:
                 handle(data)
             if len(batch) < SLOTS:
+                if not batch and round_ == 0:
+                    # woken with nothing to read: an error a send took first (uvloop stopped watching)
+                    self._watch_again()
                 return
+
+    def _watch_again(self) -> None:
+        """Register the reader anew: uvloop drops it after reporting a socket error (module docstring)."""
+        if not self.closed:
+            self.loop.remove_reader(self.fd)
+            self.loop.add_reader(self.fd, self._readable)
 
     def send(self, data: bytes) -> bool:
         if self.closed:
@@ -136,6 +149,7 @@ class BatchLink:
                 n = self.send_many(self.fd, queue, done)
             except OSError:  # an error queued on the socket: that datagram is lost, as with the transport
                 self.on_error()
+                self._watch_again()
                 done += 1
                 continue
             if n == 0:

@@ -112,12 +112,20 @@ def run_role(tmp_path: Path, role: str, extra: dict) -> subprocess.CompletedProc
         ("gateway", {**GATEWAY_OK, "gateway_wheel": "/nonexistent/x.whl"}, "make dist"),
         (
             "gateway",
-            {**GATEWAY_OK, "gateway_native": True, "gateway_native_wheel": "/nonexistent/ibp_native-0.1.0.whl"},
+            {
+                **GATEWAY_OK,
+                "gateway_native": True,
+                "gateway_native_wheel": "/nonexistent/ibp_native-0.1.0.whl",
+            },
             "gateway: no ibp_native wheel found (/nonexistent/ibp_native-0.1.0.whl)",
         ),
         (
             "simulator",
-            {**SIMULATOR_OK, "simulator_native": True, "simulator_native_wheel": "/nonexistent/ibp_native-0.1.0.whl"},
+            {
+                **SIMULATOR_OK,
+                "simulator_native": True,
+                "simulator_native_wheel": "/nonexistent/ibp_native-0.1.0.whl",
+            },
             "simulator_native: false",
         ),
         (  # SASL completeness itself is the gateway's --check (tests/gateway/test_config.py)
