@@ -9,15 +9,15 @@ VENV="${VENV:-$ROOT/.venv}"
 out="${1:?usage: $0 OUTDIR}"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
-cargo="$(command -v cargo 2>/dev/null || true)"
-[ -n "$cargo" ] || { [ -x "$HOME/.cargo/bin/cargo" ] && cargo="$HOME/.cargo/bin/cargo"; }
-if [ -z "$cargo" ]; then
+# shellcheck source=scripts/find_cargo.sh
+. "$ROOT/scripts/find_cargo.sh"
+if [ -z "$CARGO" ]; then
   echo "build_native_wheel: cargo not found (PATH, ~/.cargo/bin): no ibp_native wheel; deploy with" \
     "gateway_native: false / simulator_native: false, or install Rust and run make dist again" >&2
   exit 2
 fi
 rm -f "$out"/ibp_native-*.whl
 cd "$ROOT/gateway/native"
-PATH="$(dirname "$cargo"):$PATH" CARGO_TARGET_DIR="$ROOT/.cache/native-target" \
+PATH="$(dirname "$CARGO"):$PATH" CARGO_TARGET_DIR="$ROOT/.cache/native-target" \
   "$VENV/bin/maturin" build --release --locked --quiet --interpreter "$VENV/bin/python" --out "$out" >&2
 ls "$out"/ibp_native-*.whl

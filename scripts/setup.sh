@@ -92,10 +92,9 @@ python_env() {
 native_ext() {
   local crate="$ROOT/gateway/native"
   local stamp="$VENV/.native-stamp"
-  local cargo
-  cargo="$(command -v cargo 2>/dev/null || true)"
-  [ -n "$cargo" ] || { [ -x "$HOME/.cargo/bin/cargo" ] && cargo="$HOME/.cargo/bin/cargo"; }
-  if [ -z "$cargo" ]; then
+  # shellcheck source=scripts/find_cargo.sh
+  . "$ROOT/scripts/find_cargo.sh"
+  if [ -z "$CARGO" ]; then
     "$VENV/bin/pip" uninstall -q -y ibp-native >/dev/null 2>&1 || true
     rm -f "$stamp"
     log "native hot path: cargo not found (PATH, ~/.cargo/bin): the gateway runs on the pure-Python path"
@@ -111,7 +110,7 @@ native_ext() {
   fi
   log "building the native hot path (gateway/native, cargo release build, under a minute)"
   local started=$SECONDS
-  if (cd "$crate" && PATH="$(dirname "$cargo"):$PATH" VIRTUAL_ENV="$VENV" \
+  if (cd "$crate" && PATH="$(dirname "$CARGO"):$PATH" VIRTUAL_ENV="$VENV" \
     CARGO_TARGET_DIR="$ROOT/.cache/native-target" "$VENV/bin/maturin" develop --release --locked -q); then
     echo "$want" > "$stamp"
     log "native hot path built in $((SECONDS - started)) s"

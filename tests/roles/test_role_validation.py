@@ -162,11 +162,15 @@ def test_bad_variable_fails_before_any_host_task(tmp_path, role, extra, expected
     [
         ("gateway", GATEWAY_OK),
         ("simulator", SIMULATOR_OK),
-        # With the compiled hot path: the native wheel is found (run_role passes one).
+        # With the compiled hot path (the default): the native wheel is found (run_role passes one).
         ("gateway", {**GATEWAY_OK, "gateway_native": True}),
         ("simulator", {**SIMULATOR_OK, "simulator_native": True}),
-        # Without it (the default): no wheel needed, the pure-Python codec runs.
-        ("gateway", {**GATEWAY_OK, "gateway_native_wheel": "/nonexistent.whl"}),
+        # Without it: no wheel needed, the pure-Python codec runs.
+        ("gateway", {**GATEWAY_OK, "gateway_native": False, "gateway_native_wheel": "/nonexistent.whl"}),
+        (
+            "simulator",
+            {**SIMULATOR_OK, "simulator_native": False, "simulator_native_wheel": "/nonexistent.whl"},
+        ),
     ],
 )
 def test_valid_variables_pass_every_check(tmp_path, role, extra):
