@@ -3,9 +3,10 @@
 With the native module (``ibp_native.Receiver``) the worker reads its socket itself: one ``recvmmsg`` takes
 up to 64 waiting datagrams, where the event loop's datagram transport makes one ``recvfrom`` and one
 callback per datagram (about 2.5 µs each on this machine, a third of the worker's CPU at one reading per
-datagram). Answers go out with ``sendto`` on the same non-blocking socket; one the kernel cannot take now
-(EAGAIN: the send buffer is full) waits in a bounded queue that the loop flushes when the socket is
-writable, as the transport's own buffer does. Without the native module, or with ``IBP_NATIVE=0``, the
+datagram). Answers are queued and go out together, one ``sendmmsg`` (``ibp_native.send_many_to``) per loop
+callback that made them: a Kafka batch that settles acks hundreds of devices at once, and one ``sendto``
+each was an eighth of a worker's CPU. What the kernel cannot take now (EAGAIN: the send buffer is full)
+waits in the bounded queue until the socket is writable, as the transport's own buffer does. Without the native module, or with ``IBP_NATIVE=0``, the
 event loop's transport does both (:class:`TransportIO`).
 """
 
@@ -14,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import sys
-from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -78,7 +78,7 @@ class TransportIO:
 
 
 class BatchIO:
-    """``recvmmsg`` through ``ibp_native.Receiver``, answers by ``sendto`` (module docstring)."""
+    """``recvmmsg`` through ``ibp_native.Receiver``, answers by ``sendmmsg`` (module docstring)."""
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, sock: socket.socket, handle: HandleFn, max_datagram_bytes: int
@@ -86,10 +86,16 @@ class BatchIO:
         self.loop, self.sock, self.handle = loop, sock, handle
         self.fd = sock.fileno()
         sock.setblocking(False)
+        native = hotpath.native_module()
         # one byte more than the largest accepted datagram: a longer one arrives cut to that length, and
         # the handler's length check still calls it oversized
-        self.rx: Any = hotpath.native_module().Receiver(SLOTS, min(max_datagram_bytes + 1, 65_536))
-        self.queued: deque[tuple[bytes, Addr]] = deque()
+        self.rx: Any = native.Receiver(SLOTS, min(max_datagram_bytes + 1, 65_536))
+        self.send_many_to = native.send_many_to
+        self.out: list[bytes] = []  # answers not handed to the kernel yet, and where each goes
+        self.out_addrs: list[Addr] = []
+        self.flush_soon = False
+        self.waiting_writable = False
+        self.closed = False
         self.dropped = 0
         loop.add_reader(self.fd, self._readable)
 
@@ -106,45 +112,56 @@ class BatchIO:
                 return
 
     def sendto(self, datagram: bytes, addr: Addr) -> None:
-        if self.queued:
-            self._queue(datagram, addr)
-            return
-        try:
-            self.sock.sendto(datagram, addr)
-        except BlockingIOError:
-            self._queue(datagram, addr)
-            self.loop.add_writer(self.fd, self._writable)
-        except OSError:  # an unreachable device is not the gateway's error; it retries
-            pass
-
-    def _queue(self, datagram: bytes, addr: Addr) -> None:
-        if len(self.queued) >= MAX_QUEUED:
+        """Queue an answer; the queue goes out in one ``sendmmsg`` once the current callback is done (a
+        settled Kafka batch answers all of its datagrams' devices from one callback)."""
+        if self.closed or len(self.out) >= MAX_QUEUED:
             self.dropped += 1
             return
-        self.queued.append((datagram, addr))
+        self.out.append(datagram)
+        self.out_addrs.append(addr)
+        if not self.flush_soon and not self.waiting_writable:
+            self.flush_soon = True
+            self.loop.call_soon(self.flush)
+
+    def flush(self) -> bool:
+        """Hand the queued answers to the kernel; True when all went. The rest waits for the socket to be
+        writable. A datagram the kernel refuses (an unreachable device) is dropped: its device retries."""
+        self.flush_soon = False
+        if self.closed:
+            return True
+        out, addrs = self.out, self.out_addrs
+        done = 0
+        while done < len(out):
+            try:
+                n = self.send_many_to(self.fd, out, addrs, done)
+            except (OSError, ValueError):
+                done += 1
+                continue
+            if n == 0:
+                if not self.waiting_writable:
+                    self.waiting_writable = True
+                    self.loop.add_writer(self.fd, self._writable)
+                break
+            done += n
+        del out[:done]
+        del addrs[:done]
+        return not out
 
     def _writable(self) -> None:
-        while self.queued:
-            datagram, addr = self.queued[0]
-            try:
-                self.sock.sendto(datagram, addr)
-            except BlockingIOError:
-                return
-            except OSError:
-                pass
-            self.queued.popleft()
-        self.loop.remove_writer(self.fd)
+        if self.flush():
+            self.loop.remove_writer(self.fd)
+            self.waiting_writable = False
 
     def close(self) -> None:
         """Stop reading; send what is queued while the kernel takes it (the drain's last ACKs), then close."""
         self.loop.remove_reader(self.fd)
-        self.loop.remove_writer(self.fd)
-        while self.queued:
-            datagram, addr = self.queued.popleft()
-            try:
-                self.sock.sendto(datagram, addr)
-            except OSError:
-                break
+        if self.waiting_writable:
+            self.loop.remove_writer(self.fd)
+            self.waiting_writable = False
+        self.flush()
+        self.closed = True  # what the kernel did not take now is lost, as a device's retry expects
+        self.out.clear()
+        self.out_addrs.clear()
         self.sock.close()
 
 

@@ -121,6 +121,87 @@ def test_batch_io_hands_datagrams_to_the_handler_and_answers() -> None:
     assert answers == [b"ack:%d" % i for i in range(200)]
 
 
+def _recv_all(sock: socket.socket) -> list[bytes]:
+    sock.setblocking(False)
+    got = []
+    while True:
+        try:
+            got.append(sock.recv(100))
+        except BlockingIOError:
+            return got
+
+
+def test_send_many_to_sends_each_datagram_to_its_own_address() -> None:
+    server, clients = _pair()
+    datagrams = [b"a0", b"b0", b"a1", b"b1"]
+    addrs = [clients[0].getsockname(), clients[1].getsockname()] * 2
+    assert ibp_native.send_many_to(server.fileno(), datagrams, addrs, 0) == 4
+    assert _recv_all(clients[0]) == [b"a0", b"a1"]
+    assert _recv_all(clients[1]) == [b"b0", b"b1"]
+    assert ibp_native.send_many_to(server.fileno(), datagrams, addrs, 4) == 0  # nothing from start 4
+
+
+def test_send_many_to_ipv6() -> None:
+    try:
+        server, clients = _pair(socket.AF_INET6, "::1")
+    except OSError as exc:
+        pytest.skip(f"no IPv6 loopback: {exc}")
+    dest = clients[0].getsockname()
+    assert len(dest) == 4  # (host, port, flowinfo, scope_id), as Receiver.recv gives it
+    assert ibp_native.send_many_to(server.fileno(), [b"six"], [dest], 0) == 1
+    assert _recv_all(clients[0]) == [b"six"]
+
+
+def test_send_many_to_sends_up_to_a_bad_address_then_names_it() -> None:
+    server, clients = _pair()
+    good = clients[0].getsockname()
+    datagrams, addrs = [b"1", b"2", b"3"], [good, ("gateway.example", 5000), good]
+    fd = server.fileno()
+    assert ibp_native.send_many_to(fd, datagrams, addrs, 0) == 1  # the good one before it goes
+    with pytest.raises(ValueError, match=r"gateway\.example.*not a numeric"):
+        ibp_native.send_many_to(fd, datagrams, addrs, 1)
+    assert ibp_native.send_many_to(fd, datagrams, addrs, 2) == 1
+    assert _recv_all(clients[0]) == [b"1", b"3"]
+    with pytest.raises(ValueError, match="3 datagrams but 2 addresses"):
+        ibp_native.send_many_to(fd, datagrams, addrs[:2], 0)
+    with pytest.raises(OSError):
+        ibp_native.send_many_to(-1, [b"x"], [good], 0)
+
+
+@pytest.mark.skipif(hotpath.IMPL != "native", reason="BatchIO is the native path's (this run: IBP_NATIVE=0)")
+def test_batch_io_sends_one_callbacks_answers_in_one_call_and_close_sends_the_rest() -> None:
+    """What one callback answers (a settled Kafka batch) leaves in one sendmmsg; a bad address loses only its
+    own answer; answers still queued when the worker closes its socket go out first."""
+
+    async def scenario() -> tuple[list[int], list[bytes], list[bytes], int]:
+        loop = asyncio.get_running_loop()
+        server, (client, other) = _pair()
+        io = udp_io.BatchIO(loop, server, lambda data, addr: None, max_datagram_bytes=4096)
+        calls: list[int] = []
+        real = io.send_many_to
+
+        def counting(fd, datagrams, addrs, start):
+            calls.append(len(datagrams) - start)
+            return real(fd, datagrams, addrs, start)
+
+        io.send_many_to = counting
+        for i in range(200):  # the client's default receive buffer holds about 256 of them
+            io.sendto(b"%d" % i, client.getsockname())
+        io.sendto(b"lost", ("not-an-address", 1))
+        io.sendto(b"other", other.getsockname())
+        await asyncio.sleep(0.05)
+        first = list(calls)
+        io.sendto(b"last", client.getsockname())
+        io.close()  # before the loop ran its flush
+        return first, _recv_all(client), _recv_all(other), len(calls)
+
+    first, got, other, ncalls = asyncio.run(scenario())
+    assert first[0] == 202  # one call took the whole queue (it stopped at the bad address)
+    assert got == [b"%d" % i for i in range(200)] + [b"last"]
+    assert other == [b"other"]
+    assert ncalls == len(first) + 1
+
+
 def test_receive_buffer_goes_past_rmem_max_when_root() -> None:
     """SO_RCVBUFFORCE (CAP_NET_ADMIN) lifts net.core.rmem_max; without it the kernel caps the request."""
     rmem_max = int(Path("/proc/sys/net/core/rmem_max").read_text())

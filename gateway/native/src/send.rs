@@ -3,10 +3,15 @@
 //! The simulator's devices share a few sockets, each connected to one gateway; a tick sends thousands of
 //! datagrams, and one `send` per datagram through the event loop's transport was a quarter of the
 //! simulator's CPU. `send_many(fd, datagrams, start)` hands the kernel up to 1,024 of them at once.
+//! `send_many_to(fd, datagrams, addrs, start)` does the same on the gateway's socket, each datagram to
+//! its own device.
 
-use pyo3::exceptions::PyOSError;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
+
+use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList};
+use pyo3::types::{PyBytes, PyList, PyTuple};
 
 const MAX_BATCH: usize = 1024; // the kernel's UIO_MAXIOV: sendmmsg takes no more per call
 
@@ -21,7 +26,12 @@ pub(crate) fn send_many(fd: i32, datagrams: &Bound<'_, PyList>, start: usize) ->
     while at < total {
         let end = total.min(at + MAX_BATCH);
         let items: Vec<Bound<'_, PyBytes>> = (at..end)
-            .map(|i| datagrams.get_item(i)?.downcast_into::<PyBytes>().map_err(Into::into))
+            .map(|i| {
+                datagrams
+                    .get_item(i)?
+                    .downcast_into::<PyBytes>()
+                    .map_err(Into::into)
+            })
             .collect::<PyResult<_>>()?;
         let mut iovs: Vec<libc::iovec> = items
             .iter()
@@ -66,6 +76,164 @@ pub(crate) fn send_many(fd: i32, datagrams: &Bound<'_, PyList>, start: usize) ->
         sent += n as usize;
         at += n as usize;
         if (n as usize) < msgs.len() {
+            break; // the send buffer filled up
+        }
+    }
+    Ok(sent)
+}
+
+/// One answer's destination as the kernel wants it, from the address tuple `Receiver.recv` gave for its
+/// datagram: `(host, port)` for IPv4, `(host, port, flowinfo, scope_id)` for IPv6, the host numeric.
+fn sockaddr(addr: &Bound<'_, PyTuple>) -> PyResult<(libc::sockaddr_storage, libc::socklen_t)> {
+    let bad = || {
+        PyValueError::new_err(format!(
+            "send_many_to: {addr} is not a numeric (host, port) or (host, port, flowinfo, scope_id) address"
+        ))
+    };
+    let host: String = addr
+        .get_item(0)
+        .and_then(|h| h.extract())
+        .map_err(|_| bad())?;
+    let port: u16 = addr
+        .get_item(1)
+        .and_then(|p| p.extract())
+        .map_err(|_| bad())?;
+    // SAFETY: sockaddr_storage is plain old data; all zeroes is a valid value
+    let mut name: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    match addr.len() {
+        2 => {
+            let ip = Ipv4Addr::from_str(&host).map_err(|_| bad())?;
+            // SAFETY: sockaddr_storage is large and aligned enough for a sockaddr_in
+            let a = unsafe { &mut *(&mut name as *mut _ as *mut libc::sockaddr_in) };
+            a.sin_family = libc::AF_INET as libc::sa_family_t;
+            a.sin_port = port.to_be();
+            a.sin_addr.s_addr = u32::from(ip).to_be();
+            Ok((
+                name,
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            ))
+        }
+        4 => {
+            let ip = Ipv6Addr::from_str(host.split('%').next().unwrap_or("")).map_err(|_| bad())?;
+            let flow: u32 = addr
+                .get_item(2)
+                .and_then(|f| f.extract())
+                .map_err(|_| bad())?;
+            let scope: u32 = addr
+                .get_item(3)
+                .and_then(|s| s.extract())
+                .map_err(|_| bad())?;
+            // SAFETY: sockaddr_storage is large and aligned enough for a sockaddr_in6
+            let a = unsafe { &mut *(&mut name as *mut _ as *mut libc::sockaddr_in6) };
+            a.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            a.sin6_port = port.to_be();
+            a.sin6_flowinfo = flow.to_be();
+            a.sin6_addr.s6_addr = ip.octets();
+            a.sin6_scope_id = scope;
+            Ok((
+                name,
+                std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+            ))
+        }
+        _ => Err(bad()),
+    }
+}
+
+/// Send `datagrams[start:]`, datagram i to `addrs[i]`, on the unbound-peer socket `fd` (the gateway's
+/// answers: a settled Kafka batch acks many devices at once, one `sendto` each was an eighth of a
+/// worker's CPU). Returns how many went (0 when the send buffer is full: EAGAIN). An error on the first
+/// datagram raises OSError with the errno, an address that is not numeric ValueError: the caller drops
+/// that datagram (its device retries) and goes on.
+#[pyfunction]
+pub(crate) fn send_many_to(
+    fd: i32,
+    datagrams: &Bound<'_, PyList>,
+    addrs: &Bound<'_, PyList>,
+    start: usize,
+) -> PyResult<usize> {
+    let total = datagrams.len();
+    if addrs.len() != total {
+        return Err(PyValueError::new_err(format!(
+            "send_many_to: {total} datagrams but {} addresses",
+            addrs.len()
+        )));
+    }
+    let mut sent = 0usize;
+    let mut at = start;
+    while at < total {
+        let end = total.min(at + MAX_BATCH);
+        let items: Vec<Bound<'_, PyBytes>> = (at..end)
+            .map(|i| {
+                datagrams
+                    .get_item(i)?
+                    .downcast_into::<PyBytes>()
+                    .map_err(Into::into)
+            })
+            .collect::<PyResult<_>>()?;
+        let mut names: Vec<(libc::sockaddr_storage, libc::socklen_t)> =
+            Vec::with_capacity(end - at);
+        for i in at..end {
+            let name = addrs
+                .get_item(i)?
+                .downcast_into::<PyTuple>()
+                .map_err(|_| PyValueError::new_err("send_many_to: an address is not a tuple"))
+                .and_then(|t| sockaddr(&t));
+            match name {
+                Ok(n) => names.push(n),
+                // a bad address first: raise, unless some went already (the caller comes back for it)
+                Err(e) if names.is_empty() => return if sent > 0 { Ok(sent) } else { Err(e) },
+                Err(_) => break, // send the good ones before it first
+            }
+        }
+        let mut iovs: Vec<libc::iovec> = items
+            .iter()
+            .take(names.len())
+            .map(|b| {
+                let s = b.as_bytes();
+                libc::iovec {
+                    iov_base: s.as_ptr() as *mut libc::c_void,
+                    iov_len: s.len(),
+                }
+            })
+            .collect();
+        let mut msgs: Vec<libc::mmsghdr> = iovs
+            .iter_mut()
+            .zip(names.iter_mut())
+            .map(|(iov, (name, len))| {
+                // SAFETY: msghdr is plain old data; name and iov are set below
+                let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                h.msg_hdr.msg_name = (name as *mut libc::sockaddr_storage).cast();
+                h.msg_hdr.msg_namelen = *len;
+                h.msg_hdr.msg_iov = iov;
+                h.msg_hdr.msg_iovlen = 1;
+                h
+            })
+            .collect();
+        let want = msgs.len();
+        // SAFETY: every header points at the bytes of a live Python bytes object held in `items` and at
+        // a destination in `names`, both alive until the call returns
+        let n = unsafe {
+            libc::sendmmsg(
+                fd,
+                msgs.as_mut_ptr(),
+                want as libc::c_uint,
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n < 0 {
+            let err = std::io::Error::last_os_error();
+            return match err.raw_os_error() {
+                Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(sent),
+                _ if sent > 0 => Ok(sent),
+                _ => Err(PyOSError::new_err((
+                    err.raw_os_error().unwrap_or(0),
+                    err.to_string(),
+                ))),
+            };
+        }
+        sent += n as usize;
+        at += n as usize;
+        if (n as usize) < want {
             break; // the send buffer filled up
         }
     }
