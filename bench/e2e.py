@@ -27,6 +27,20 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def bucket_quantile(before: dict[float, float], after: dict[float, float], q: float) -> float | None:
+    """The upper bound of the histogram bucket that holds quantile ``q`` of what was observed between two
+    scrapes (cumulative counts by ``le``); None when nothing was observed. Coarse (the gateway's latency
+    buckets are 1, 2, 5, 10, 20, 50, 100, 200, ... ms), but it says on which side of a bound the tail is."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    if not counts or counts[-1] <= 0:
+        return None
+    for bound, count in zip(bounds, counts, strict=True):
+        if count >= q * counts[-1]:
+            return bound
+    return bounds[-1]
+
+
 def prepare_fleet(
     host: str, port: int, master_key: bytes, devices: int, readings: int, batch: int, interval_s: float = 0.0
 ) -> Fleet:
@@ -110,10 +124,13 @@ class GatewayRun:
             "127.0.0.1", gw.udp_port, gw.master_key, devices, rounds * batch, batch, interval
         )
         histogram = ("iot_produce_latency_ms_sum", "iot_produce_latency_ms_count")
+        tails = ("iot_produce_latency_ms", "iot_ack_latency_ms")
         before = gw.metrics(*histogram)
+        tails_before = {name: gw.buckets(name) for name in tails}
         result = await run_fleet(fleet, devices, rounds * batch)
         await asyncio.sleep(2 * metrics_flush_s)  # the workers publish their histograms every 0.2 s
         after = gw.metrics(*histogram)
+        tails_after = {name: gw.buckets(name) for name in tails}
         batches = after[histogram[1]] - before[histogram[1]]
         produce_ms = (after[histogram[0]] - before[histogram[0]]) / batches if batches else None
         result.update(
@@ -122,6 +139,12 @@ class GatewayRun:
                 "interval_s": round(interval, 3),
                 "kafka_batches": int(batches),
                 "produce_ms_mean": None if produce_ms is None else round(produce_ms, 1),
+                # where the tail is: the gateway's own histograms' p99 bucket (upper bound, ms) of the
+                # Kafka produce time and of datagram received -> ACK sent, next to the devices' p99
+                "produce_ms_p99_bucket": bucket_quantile(tails_before[tails[0]], tails_after[tails[0]], 0.99),
+                "gateway_ack_ms_p99_bucket": bucket_quantile(
+                    tails_before[tails[1]], tails_after[tails[1]], 0.99
+                ),
             }
         )
         return result

@@ -59,6 +59,12 @@ def print_table(report: dict) -> None:
                 f"{half['readings_per_s']:,.0f} acked/s): ack p50/p99 {lat['p50']:.0f} / {lat['p99']:.0f} ms; "
                 f"goal p99 <= linger + 2 x mean produce time = {half['goal_p99_ms']} ms"
             )
+            if half.get("produce_ms_p99_bucket") is not None:
+                console.print(
+                    f"  the gateway's own p99 buckets there: Kafka produce <= {half['produce_ms_p99_bucket']:g} ms "
+                    f"(mean {half['produce_ms_mean']} ms), datagram received -> ACK sent "
+                    f"<= {half['gateway_ack_ms_p99_bucket']:g} ms"
+                )
     fast = report["no_latency"].get("gateway_fast_level")
     if fast is not None:
         console.print(

@@ -93,6 +93,18 @@ class RunningGateway:
                     totals[sample.name] += sample.value
         return totals
 
+    def buckets(self, name: str) -> dict[float, float]:
+        """Histogram ``name``'s cumulative bucket counts summed over every worker, by upper bound (``le``)."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        counts: dict[float, float] = {}
+        for family in text_string_to_metric_families(self.metrics_text()):
+            for sample in family.samples:
+                if sample.name == f"{name}_bucket":
+                    le = float(sample.labels["le"])
+                    counts[le] = counts.get(le, 0.0) + sample.value
+        return counts
+
     def wait_metric(self, name: str, at_least: float, timeout: float = 10.0, **labels: str) -> float:
         """Poll ``metric`` until it reaches ``at_least`` (workers publish every 0.2 s); returns the last value."""
         deadline = time.monotonic() + timeout
