@@ -24,67 +24,105 @@ pub(crate) fn send_many(fd: i32, datagrams: &Bound<'_, PyList>, start: usize) ->
     let mut sent = 0usize;
     let mut at = start;
     while at < total {
-        let end = total.min(at + MAX_BATCH);
-        let items: Vec<Bound<'_, PyBytes>> = (at..end)
-            .map(|i| {
-                datagrams
-                    .get_item(i)?
-                    .downcast_into::<PyBytes>()
-                    .map_err(Into::into)
-            })
-            .collect::<PyResult<_>>()?;
-        let mut iovs: Vec<libc::iovec> = items
-            .iter()
-            .map(|b| {
-                let s = b.as_bytes();
-                libc::iovec {
-                    iov_base: s.as_ptr() as *mut libc::c_void,
-                    iov_len: s.len(),
+        let items = bytes_at(datagrams, at, total.min(at + MAX_BATCH))?;
+        match send_once(fd, &items, None) {
+            Err(err) => return after_error(err, sent),
+            Ok(n) => {
+                sent += n;
+                at += n;
+                if n < items.len() {
+                    break; // the send buffer filled up
                 }
-            })
-            .collect();
-        let mut msgs: Vec<libc::mmsghdr> = iovs
-            .iter_mut()
-            .map(|iov| {
-                // SAFETY: msghdr is plain old data; a connected socket needs no name
-                let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                h.msg_hdr.msg_iov = iov;
-                h.msg_hdr.msg_iovlen = 1;
-                h
-            })
-            .collect();
-        // SAFETY: every header points at the bytes of a live Python bytes object held in `items`
-        let n = unsafe {
-            libc::sendmmsg(
-                fd,
-                msgs.as_mut_ptr(),
-                msgs.len() as libc::c_uint,
-                libc::MSG_DONTWAIT,
-            )
-        };
-        if n < 0 {
-            let err = std::io::Error::last_os_error();
-            return match err.raw_os_error() {
-                Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(sent),
-                _ if sent > 0 => Ok(sent),
-                _ => Err(PyOSError::new_err((
-                    err.raw_os_error().unwrap_or(0),
-                    err.to_string(),
-                ))),
-            };
-        }
-        sent += n as usize;
-        at += n as usize;
-        if (n as usize) < msgs.len() {
-            break; // the send buffer filled up
+            }
         }
     }
     Ok(sent)
 }
 
+type Name = (libc::sockaddr_storage, libc::socklen_t);
+
+/// `datagrams[at..end]` as bytes objects (a TypeError names anything else).
+fn bytes_at<'py>(
+    datagrams: &Bound<'py, PyList>,
+    at: usize,
+    end: usize,
+) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+    (at..end)
+        .map(|i| {
+            datagrams
+                .get_item(i)?
+                .downcast_into::<PyBytes>()
+                .map_err(Into::into)
+        })
+        .collect()
+}
+
+/// One `sendmmsg(2)` of `items`, datagram i to `names[i]` when given (else to the connected peer);
+/// how many the kernel took, or its error.
+fn send_once(
+    fd: i32,
+    items: &[Bound<'_, PyBytes>],
+    mut names: Option<&mut [Name]>,
+) -> std::io::Result<usize> {
+    let mut iovs: Vec<libc::iovec> = items
+        .iter()
+        .map(|b| {
+            let s = b.as_bytes();
+            libc::iovec {
+                iov_base: s.as_ptr() as *mut libc::c_void,
+                iov_len: s.len(),
+            }
+        })
+        .collect();
+    let mut msgs: Vec<libc::mmsghdr> = iovs
+        .iter_mut()
+        .enumerate()
+        .map(|(i, iov)| {
+            // SAFETY: msghdr is plain old data; iov and, for an unconnected socket, the name are set below
+            let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            if let Some(names) = names.as_deref_mut() {
+                let (name, len) = &mut names[i];
+                h.msg_hdr.msg_name = (name as *mut libc::sockaddr_storage).cast();
+                h.msg_hdr.msg_namelen = *len;
+            }
+            h.msg_hdr.msg_iov = iov;
+            h.msg_hdr.msg_iovlen = 1;
+            h
+        })
+        .collect();
+    // SAFETY: every header points at the bytes of a live Python bytes object held in `items` and, when
+    // named, at a destination in `names`, both alive until the call returns
+    let n = unsafe {
+        libc::sendmmsg(
+            fd,
+            msgs.as_mut_ptr(),
+            msgs.len() as libc::c_uint,
+            libc::MSG_DONTWAIT,
+        )
+    };
+    if n < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// What a failed `sendmmsg` returns to Python: how many went before it when it is a full buffer
+/// (EAGAIN), a signal, or not the first datagram; else OSError with the errno.
+fn after_error(err: std::io::Error, sent: usize) -> PyResult<usize> {
+    match err.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(sent),
+        _ if sent > 0 => Ok(sent),
+        _ => Err(PyOSError::new_err((
+            err.raw_os_error().unwrap_or(0),
+            err.to_string(),
+        ))),
+    }
+}
+
 /// One answer's destination as the kernel wants it, from the address tuple `Receiver.recv` gave for its
 /// datagram: `(host, port)` for IPv4, `(host, port, flowinfo, scope_id)` for IPv6, the host numeric.
-fn sockaddr(addr: &Bound<'_, PyTuple>) -> PyResult<(libc::sockaddr_storage, libc::socklen_t)> {
+fn sockaddr(addr: &Bound<'_, PyTuple>) -> PyResult<Name> {
     let bad = || {
         PyValueError::new_err(format!(
             "send_many_to: {addr} is not a numeric (host, port) or (host, port, flowinfo, scope_id) address"
@@ -162,16 +200,7 @@ pub(crate) fn send_many_to(
     let mut at = start;
     while at < total {
         let end = total.min(at + MAX_BATCH);
-        let items: Vec<Bound<'_, PyBytes>> = (at..end)
-            .map(|i| {
-                datagrams
-                    .get_item(i)?
-                    .downcast_into::<PyBytes>()
-                    .map_err(Into::into)
-            })
-            .collect::<PyResult<_>>()?;
-        let mut names: Vec<(libc::sockaddr_storage, libc::socklen_t)> =
-            Vec::with_capacity(end - at);
+        let mut names: Vec<Name> = Vec::with_capacity(end - at);
         for i in at..end {
             let name = addrs
                 .get_item(i)?
@@ -185,56 +214,16 @@ pub(crate) fn send_many_to(
                 Err(_) => break, // send the good ones before it first
             }
         }
-        let mut iovs: Vec<libc::iovec> = items
-            .iter()
-            .take(names.len())
-            .map(|b| {
-                let s = b.as_bytes();
-                libc::iovec {
-                    iov_base: s.as_ptr() as *mut libc::c_void,
-                    iov_len: s.len(),
+        let items = bytes_at(datagrams, at, at + names.len())?;
+        match send_once(fd, &items, Some(&mut names)) {
+            Err(err) => return after_error(err, sent),
+            Ok(n) => {
+                sent += n;
+                at += n;
+                if n < items.len() {
+                    break; // the send buffer filled up
                 }
-            })
-            .collect();
-        let mut msgs: Vec<libc::mmsghdr> = iovs
-            .iter_mut()
-            .zip(names.iter_mut())
-            .map(|(iov, (name, len))| {
-                // SAFETY: msghdr is plain old data; name and iov are set below
-                let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
-                h.msg_hdr.msg_name = (name as *mut libc::sockaddr_storage).cast();
-                h.msg_hdr.msg_namelen = *len;
-                h.msg_hdr.msg_iov = iov;
-                h.msg_hdr.msg_iovlen = 1;
-                h
-            })
-            .collect();
-        let want = msgs.len();
-        // SAFETY: every header points at the bytes of a live Python bytes object held in `items` and at
-        // a destination in `names`, both alive until the call returns
-        let n = unsafe {
-            libc::sendmmsg(
-                fd,
-                msgs.as_mut_ptr(),
-                want as libc::c_uint,
-                libc::MSG_DONTWAIT,
-            )
-        };
-        if n < 0 {
-            let err = std::io::Error::last_os_error();
-            return match err.raw_os_error() {
-                Some(libc::EAGAIN) | Some(libc::EINTR) => Ok(sent),
-                _ if sent > 0 => Ok(sent),
-                _ => Err(PyOSError::new_err((
-                    err.raw_os_error().unwrap_or(0),
-                    err.to_string(),
-                ))),
-            };
-        }
-        sent += n as usize;
-        at += n as usize;
-        if (n as usize) < want {
-            break; // the send buffer filled up
+            }
         }
     }
     Ok(sent)
