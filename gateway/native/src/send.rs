@@ -20,12 +20,30 @@ const MAX_BATCH: usize = 1024; // the kernel's UIO_MAXIOV: sendmmsg takes no mor
 /// from an earlier ICMP) raises OSError with the errno: the caller drops that datagram and goes on.
 #[pyfunction]
 pub(crate) fn send_many(fd: i32, datagrams: &Bound<'_, PyList>, start: usize) -> PyResult<usize> {
+    send_all(fd, datagrams, None, start)
+}
+
+/// `send_many` and `send_many_to`: chunks of at most `MAX_BATCH`, until all went, the send buffer is
+/// full, or an error; with `addrs`, a chunk ends before the first address that is not numeric.
+fn send_all(
+    fd: i32,
+    datagrams: &Bound<'_, PyList>,
+    addrs: Option<&Bound<'_, PyList>>,
+    start: usize,
+) -> PyResult<usize> {
     let total = datagrams.len();
     let mut sent = 0usize;
     let mut at = start;
     while at < total {
-        let items = bytes_at(datagrams, at, total.min(at + MAX_BATCH))?;
-        match send_once(fd, &items, None) {
+        let end = total.min(at + MAX_BATCH);
+        let mut names = match addrs.map(|a| names_at(a, at, end)).transpose() {
+            Ok(names) => names,
+            // a bad address first: raise, unless some went already (the caller comes back for it)
+            Err(e) => return if sent > 0 { Ok(sent) } else { Err(e) },
+        };
+        let count = names.as_ref().map_or(end - at, Vec::len);
+        let items = bytes_at(datagrams, at, at + count)?;
+        match send_once(fd, &items, names.as_deref_mut()) {
             Err(err) => return after_error(err, sent),
             Ok(n) => {
                 sent += n;
@@ -196,35 +214,24 @@ pub(crate) fn send_many_to(
             addrs.len()
         )));
     }
-    let mut sent = 0usize;
-    let mut at = start;
-    while at < total {
-        let end = total.min(at + MAX_BATCH);
-        let mut names: Vec<Name> = Vec::with_capacity(end - at);
-        for i in at..end {
-            let name = addrs
-                .get_item(i)?
-                .downcast_into::<PyTuple>()
-                .map_err(|_| PyValueError::new_err("send_many_to: an address is not a tuple"))
-                .and_then(|t| sockaddr(&t));
-            match name {
-                Ok(n) => names.push(n),
-                // a bad address first: raise, unless some went already (the caller comes back for it)
-                Err(e) if names.is_empty() => return if sent > 0 { Ok(sent) } else { Err(e) },
-                Err(_) => break, // send the good ones before it first
-            }
-        }
-        let items = bytes_at(datagrams, at, at + names.len())?;
-        match send_once(fd, &items, Some(&mut names)) {
-            Err(err) => return after_error(err, sent),
-            Ok(n) => {
-                sent += n;
-                at += n;
-                if n < items.len() {
-                    break; // the send buffer filled up
-                }
-            }
+    send_all(fd, datagrams, Some(addrs), start)
+}
+
+/// The destinations of `addrs[at..end]`, up to the first that is not a numeric address (whose
+/// ValueError is the result when it is the very first: nothing before it to send).
+fn names_at(addrs: &Bound<'_, PyList>, at: usize, end: usize) -> PyResult<Vec<Name>> {
+    let mut names: Vec<Name> = Vec::with_capacity(end - at);
+    for i in at..end {
+        let name = addrs
+            .get_item(i)?
+            .downcast_into::<PyTuple>()
+            .map_err(|_| PyValueError::new_err("send_many_to: an address is not a tuple"))
+            .and_then(|t| sockaddr(&t));
+        match name {
+            Ok(n) => names.push(n),
+            Err(e) if names.is_empty() => return Err(e),
+            Err(_) => break, // send the good ones before it first
         }
     }
-    Ok(sent)
+    Ok(names)
 }
