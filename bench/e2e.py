@@ -123,16 +123,14 @@ class GatewayRun:
         fleet = prepare_fleet(
             "127.0.0.1", gw.udp_port, gw.master_key, devices, rounds * batch, batch, interval
         )
-        histogram = ("iot_produce_latency_ms_sum", "iot_produce_latency_ms_count")
-        tails = ("iot_produce_latency_ms", "iot_ack_latency_ms")
-        before = gw.metrics(*histogram)
-        tails_before = {name: gw.buckets(name) for name in tails}
+        names = ("iot_produce_latency_ms", "iot_ack_latency_ms")  # Kafka produce; received -> ACK sent
+        before = gw.histograms(*names)
         result = await run_fleet(fleet, devices, rounds * batch)
         await asyncio.sleep(2 * metrics_flush_s)  # the workers publish their histograms every 0.2 s
-        after = gw.metrics(*histogram)
-        tails_after = {name: gw.buckets(name) for name in tails}
-        batches = after[histogram[1]] - before[histogram[1]]
-        produce_ms = (after[histogram[0]] - before[histogram[0]]) / batches if batches else None
+        after = gw.histograms(*names)
+        produce, produce0 = after[names[0]], before[names[0]]
+        batches = produce.count - produce0.count
+        produce_ms = (produce.sum - produce0.sum) / batches if batches else None
         result.update(
             {
                 "offered_readings_per_s": round(rate, 1),
@@ -141,9 +139,9 @@ class GatewayRun:
                 "produce_ms_mean": None if produce_ms is None else round(produce_ms, 1),
                 # where the tail is: the gateway's own histograms' p99 bucket (upper bound, ms) of the
                 # Kafka produce time and of datagram received -> ACK sent, next to the devices' p99
-                "produce_ms_p99_bucket": bucket_quantile(tails_before[tails[0]], tails_after[tails[0]], 0.99),
+                "produce_ms_p99_bucket": bucket_quantile(produce0.buckets, produce.buckets, 0.99),
                 "gateway_ack_ms_p99_bucket": bucket_quantile(
-                    tails_before[tails[1]], tails_after[tails[1]], 0.99
+                    before[names[1]].buckets, after[names[1]].buckets, 0.99
                 ),
             }
         )

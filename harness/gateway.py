@@ -21,8 +21,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -35,6 +37,15 @@ FLEET_PREFIX = "sim-"
 
 class LaunchError(RuntimeError):
     """The gateway did not come up; the message carries its log tail."""
+
+
+@dataclass
+class Histogram:
+    """One histogram of a scrape, summed over the workers: ``buckets`` are cumulative counts by ``le``."""
+
+    sum: float = 0.0
+    count: float = 0.0
+    buckets: dict[float, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -82,28 +93,38 @@ class RunningGateway:
         """Sum of the samples called ``name`` whose labels include ``labels`` (0.0 when absent)."""
         return self.metrics(name, **labels)[name]
 
+    def _samples(self) -> Iterator[Any]:
+        """Every sample of one ``/metrics`` scrape."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        for family in text_string_to_metric_families(self.metrics_text()):
+            yield from family.samples
+
     def metrics(self, *names: str, **labels: str) -> dict[str, float]:
         """:meth:`metric` of each name, from one scrape (figures of the same moment)."""
-        from prometheus_client.parser import text_string_to_metric_families
-
         totals = dict.fromkeys(names, 0.0)
-        for family in text_string_to_metric_families(self.metrics_text()):
-            for sample in family.samples:
-                if sample.name in totals and all(sample.labels.get(k) == v for k, v in labels.items()):
-                    totals[sample.name] += sample.value
+        for sample in self._samples():
+            if sample.name in totals and all(sample.labels.get(k) == v for k, v in labels.items()):
+                totals[sample.name] += sample.value
         return totals
 
-    def buckets(self, name: str) -> dict[float, float]:
-        """Histogram ``name``'s cumulative bucket counts summed over every worker, by upper bound (``le``)."""
-        from prometheus_client.parser import text_string_to_metric_families
-
-        counts: dict[float, float] = {}
-        for family in text_string_to_metric_families(self.metrics_text()):
-            for sample in family.samples:
-                if sample.name == f"{name}_bucket":
-                    le = float(sample.labels["le"])
-                    counts[le] = counts.get(le, 0.0) + sample.value
-        return counts
+    def histograms(self, *names: str) -> dict[str, Histogram]:
+        """Each histogram's sum, count and cumulative bucket counts (by upper bound ``le``), summed over
+        every worker, from one scrape."""
+        out = {name: Histogram() for name in names}
+        for sample in self._samples():
+            name, _, part = sample.name.rpartition("_")
+            h = out.get(name)
+            if h is None:
+                continue
+            if part == "bucket":
+                le = float(sample.labels["le"])
+                h.buckets[le] = h.buckets.get(le, 0.0) + sample.value
+            elif part == "sum":
+                h.sum += sample.value
+            elif part == "count":
+                h.count += sample.value
+        return out
 
     def wait_metric(self, name: str, at_least: float, timeout: float = 10.0, **labels: str) -> float:
         """Poll ``metric`` until it reaches ``at_least`` (workers publish every 0.2 s); returns the last value."""

@@ -53,13 +53,18 @@ def test_receiver_takes_every_datagram_with_its_source() -> None:
     assert rx.recv(server.fileno()) == []  # nothing waiting: EAGAIN is an empty list, not an error
 
 
-def test_ipv6_addresses_are_what_recvfrom_gives() -> None:
+def _ipv6_pair() -> tuple[socket.socket, list[socket.socket]]:
+    """:func:`_pair` on ``::1``; the test is skipped, saying why, on a host without IPv6 loopback."""
     if not socket.has_ipv6:
-        pytest.skip("no IPv6 on this host")
+        pytest.skip("no IPv6 on this host (socket.has_ipv6 is False)")
     try:
-        server, clients = _pair(socket.AF_INET6, "::1")
+        return _pair(socket.AF_INET6, "::1")
     except OSError as exc:
-        pytest.skip(f"no IPv6 loopback: {exc}")
+        pytest.skip(f"no IPv6 loopback on this host (binding ::1 failed: {exc})")
+
+
+def test_ipv6_addresses_are_what_recvfrom_gives() -> None:
+    server, clients = _ipv6_pair()
     clients[0].sendto(b"six", server.getsockname()[:2])
     clients[0].sendto(b"six", server.getsockname()[:2])
     server.setblocking(True)
@@ -142,10 +147,7 @@ def test_send_many_to_sends_each_datagram_to_its_own_address() -> None:
 
 
 def test_send_many_to_ipv6() -> None:
-    try:
-        server, clients = _pair(socket.AF_INET6, "::1")
-    except OSError as exc:
-        pytest.skip(f"no IPv6 loopback: {exc}")
+    server, clients = _ipv6_pair()
     dest = clients[0].getsockname()
     assert len(dest) == 4  # (host, port, flowinfo, scope_id), as Receiver.recv gives it
     assert ibp_native.send_many_to(server.fileno(), [b"six"], [dest], 0) == 1
