@@ -6,7 +6,12 @@ the devices send during one loop callback (a tick's generation, a batch of ACKs 
 their next batch) is queued and handed to the kernel by one ``sendmmsg`` per socket, where the event
 loop's transport made one system call and one Python callback per datagram (a quarter of the simulator's
 CPU, then another sixth for receiving). The queue needs no bound: a device has at most one datagram in
-flight (stop-and-wait), so it never holds more than one per device. Without the native module, or with
+flight (stop-and-wait), so it never holds more than one per device. Where the kernel can segment UDP
+(``UDP_SEGMENT``, Linux 4.18) the queue goes out with ``send_segments``: a run of equal-sized datagrams
+(every one-reading datagram of a steady fleet is the same size) is one message that the kernel cuts into
+the same datagrams, a third of the system time per datagram; a route that cannot segment (no checksum
+offload, a segment over the path MTU) answers EIO or EINVAL once and the link goes back to ``sendmmsg``
+of one message per datagram. Without the native module, or with
 ``IBP_NATIVE=0``, the loop's own datagram transport does both (:class:`TransportLink`).
 
 Either way an error queued on the socket (ICMP port unreachable: the gateway is not there) counts as a
@@ -19,6 +24,7 @@ seeing an answer. So :class:`BatchLink` watches it again after every socket erro
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -26,6 +32,9 @@ from typing import Any, Protocol
 SLOTS = 64  # answers per recvmmsg
 ROUNDS = 16  # recvmmsg calls per wakeup at most, so the tick loop runs between bursts
 BUFFER_BYTES = 4 * 1024 * 1024
+UDP_SEGMENT = 103  # linux/udp.h (the socket module has no name for it)
+# what a send of segmented messages answers where the route cannot segment them (module docstring)
+SEGMENT_REFUSED = frozenset({errno.EIO, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOPROTOOPT})
 
 OnDatagram = Callable[[bytes], None]
 OnError = Callable[[], None]
@@ -47,6 +56,16 @@ def connected_socket(address: tuple[str, int]) -> socket.socket:
     sock.setblocking(False)
     sock.connect(address)
     return sock
+
+
+def can_segment(sock: socket.socket) -> bool:
+    """True when this kernel knows ``UDP_SEGMENT`` on UDP sockets (whether the route can is seen on the
+    first send)."""
+    try:
+        sock.getsockopt(socket.IPPROTO_UDP, UDP_SEGMENT)
+    except OSError:
+        return False
+    return True
 
 
 class _Datagrams(asyncio.DatagramProtocol):
@@ -96,11 +115,14 @@ class BatchLink:
         on_datagram: OnDatagram,
         on_error: OnError,
         max_answer_bytes: int = 512,
+        segment: bool = True,
     ) -> None:
         self.loop, self.sock, self.on_datagram, self.on_error = loop, sock, on_datagram, on_error
         self.fd = sock.fileno()
         self.rx = native.Receiver(SLOTS, max_answer_bytes)
-        self.send_many = native.send_many
+        self.native = native
+        self.segmenting = segment and can_segment(sock)
+        self.send_many = native.send_segments if self.segmenting else native.send_many
         self.queue: list[bytes] = []
         self.flush_soon = False
         self.waiting_writable = False
@@ -147,7 +169,13 @@ class BatchLink:
         while done < len(queue):
             try:
                 n = self.send_many(self.fd, queue, done)
-            except OSError:  # an error queued on the socket: that datagram is lost, as with the transport
+            except OSError as e:
+                if self.segmenting and e.errno in SEGMENT_REFUSED:
+                    # the route cannot segment: one message per datagram from now on, nothing lost
+                    self.segmenting = False
+                    self.send_many = self.native.send_many
+                    continue
+                # an error queued on the socket: that datagram is lost, as with the transport
                 self.on_error()
                 self._watch_again()
                 done += 1

@@ -2,13 +2,16 @@
 the same payload bytes as ``datagram.payload``, the same DATA datagram as the fleet's ``_batch`` byte rule
 plus ``ibp.protocol.encode_data``, the same answer fields and ProtocolError reasons as
 ``ibp.protocol.answer_fields``, the same tag check; ``send_many`` delivers every datagram of a batch, from
-the offset it is given, and reports an error queued on the socket. Last, one fleet run per path (native,
+the offset it is given, and reports an error queued on the socket; ``send_segments`` delivers the same
+datagrams in the same order from segmented (UDP GSO) messages, and where the socket cannot segment it
+says so and the fleet's link goes back to ``send_many``. Last, one fleet run per path (native,
 and ``native = None``) delivers everything to a real UDP sink.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import secrets
 import socket
 import struct
@@ -22,6 +25,7 @@ from harness.sink import AckSink
 from ibp import protocol as ibp
 from simulator.devices import datagram
 from simulator.devices.fleet import Fleet
+from simulator.devices.sockets import BatchLink, connected_socket
 from simulator.devices.state import Device
 from simulator.devices.transport import Transport
 from simulator.orchestration.runner import run_phases
@@ -178,6 +182,78 @@ def test_send_many_reports_an_error_queued_on_the_socket() -> None:
                 ibp_native.send_many(tx.fileno(), [b"x"], 0)
     finally:
         tx.close()
+
+
+SO_NO_CHECK = 11  # asm-generic/socket.h: no UDP checksum, so the kernel refuses to segment (EINVAL)
+
+
+def _drain(rx: socket.socket, count: int) -> list[bytes]:
+    rx.settimeout(2)
+    return [rx.recv(65_536) for _ in range(count)]
+
+
+@needs_native
+def test_send_segments_delivers_the_same_datagrams_in_order() -> None:
+    """Runs of one size, a shorter last one, a longer one breaking a run, runs over the 64 segments and
+    the 65,000 bytes a message holds, single datagrams: every datagram arrives alone, intact, in order."""
+    sizes = [97] * 150 + [50] + [97] * 3 + [1400] * 60 + [40, 41, 42] + [9000] * 9 + [97]
+    batch = [struct.pack(">I", i) * (n // 4) + bytes(n % 4) for i, n in enumerate(sizes)]
+    rx, tx = _pair()
+    try:
+        assert ibp_native.send_segments(tx.fileno(), batch, 10) == len(batch) - 10
+        assert _drain(rx, len(batch) - 10) == batch[10:]
+        assert ibp_native.send_segments(tx.fileno(), batch, len(batch)) == 0
+    finally:
+        rx.close()
+        tx.close()
+
+
+@needs_native
+def test_send_segments_on_a_socket_that_cannot_segment_raises_einval() -> None:
+    rx, tx = _pair()
+    tx.setsockopt(socket.SOL_SOCKET, SO_NO_CHECK, 1)
+    try:
+        assert ibp_native.send_segments(tx.fileno(), [b"alone"], 0) == 1  # one datagram: no segmenting
+        with pytest.raises(OSError) as err:
+            ibp_native.send_segments(tx.fileno(), [b"ab", b"cd"], 0)
+        assert err.value.errno == errno.EINVAL
+        assert _drain(rx, 1) == [b"alone"]
+    finally:
+        rx.close()
+        tx.close()
+
+
+@needs_native
+@pytest.mark.parametrize("no_check", [False, True], ids=["segmenting", "route-cannot-segment"])
+def test_a_batch_link_sends_every_datagram_segmented_or_not(no_check: bool) -> None:
+    """The fleet's link sends segmented messages, and where the route refuses them it goes back to one
+    message per datagram without losing or counting any."""
+
+    async def go() -> tuple[list[bytes], bool, int]:
+        loop = asyncio.get_running_loop()
+        rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+        rx.bind(("127.0.0.1", 0))
+        sock = connected_socket(rx.getsockname())
+        if no_check:
+            sock.setsockopt(socket.SOL_SOCKET, SO_NO_CHECK, 1)
+        errors: list[int] = []
+        link = BatchLink(loop, sock, ibp_native, lambda data: None, lambda: errors.append(1))
+        assert link.segmenting
+        batch = [b"%05d" % i * 20 for i in range(500)]
+        for data in batch:
+            link.send(data)
+        await asyncio.sleep(0.05)  # the flush runs on the next loop pass
+        got = _drain(rx, len(batch))
+        segmenting = link.segmenting
+        link.close()
+        rx.close()
+        assert got == batch
+        return got, segmenting, len(errors)
+
+    _, segmenting, errors = asyncio.run(go())
+    assert segmenting is not no_check
+    assert errors == 0
 
 
 @pytest.mark.parametrize("path", ["native", "python"])

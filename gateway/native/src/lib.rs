@@ -23,7 +23,7 @@ mod send;
 type HmacSha256 = Hmac<Sha256>;
 
 /// Bumped whenever a signature below changes: ibp/native.py refuses a stale build.
-const API: u32 = 6;
+const API: u32 = 7;
 
 const HEAD_OK: &[u8; 4] = b"IB\x01\x01";
 const VERSION: u8 = 1;
@@ -469,6 +469,7 @@ fn ibp_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<recv::Receiver>()?;
     m.add_function(wrap_pyfunction!(send::send_many, m)?)?;
     m.add_function(wrap_pyfunction!(send::send_many_to, m)?)?;
+    m.add_function(wrap_pyfunction!(send::send_segments, m)?)?;
     m.add_function(wrap_pyfunction!(device::device_payload, m)?)?;
     m.add_function(wrap_pyfunction!(device::device_data, m)?)?;
     m.add_function(wrap_pyfunction!(device::parse_answer, m)?)?;

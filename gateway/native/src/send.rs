@@ -4,7 +4,9 @@
 //! datagrams, and one `send` per datagram through the event loop's transport was a quarter of the
 //! simulator's CPU. `send_many(fd, datagrams, start)` hands the kernel up to 1,024 of them at once.
 //! `send_many_to(fd, datagrams, addrs, start)` does the same on the gateway's socket, each datagram to
-//! its own device.
+//! its own device. `send_segments(fd, datagrams, start)` is `send_many` with UDP segmentation offload:
+//! a run of equal-sized datagrams to the one peer goes as one message that the kernel cuts into
+//! datagrams (`UDP_SEGMENT`, Linux 4.18), where each datagram was its own trip through the stack.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
@@ -57,6 +59,145 @@ fn send_all(
     Ok(sent)
 }
 
+/// `UDP_SEGMENT` of linux/udp.h (the libc crate has it for uclibc only): the segment size of one
+/// message, as a `SOL_UDP` control message.
+const UDP_SEGMENT: libc::c_int = 103;
+/// The kernel's `UDP_MAX_SEGMENTS`: no more datagrams per segmented message.
+const MAX_SEGMENTS: usize = 64;
+/// The bytes of one segmented message at most: one IP packet of 64 KiB with its headers.
+const MAX_SEGMENTED_BYTES: usize = 65_000;
+
+/// Send `datagrams[start:]` on the connected socket `fd` like `send_many`, each run of consecutive
+/// datagrams of one size (the last of a run may be shorter) as one segmented message: the receiver gets
+/// the same datagrams in the same order, and the sender's kernel makes one pass through the stack per
+/// run (on loopback, 0.5 instead of 3.2 µs of system time per 100-byte datagram). Returns how many
+/// datagrams went. An error on the first message raises OSError with the errno: EIO or EINVAL when the
+/// route cannot segment (no checksum offload, a segment over the path MTU, an old kernel), after which
+/// the caller uses `send_many`; anything else as `send_many`.
+#[pyfunction]
+pub(crate) fn send_segments(
+    fd: i32,
+    datagrams: &Bound<'_, PyList>,
+    start: usize,
+) -> PyResult<usize> {
+    let total = datagrams.len();
+    let mut sent = 0usize;
+    let mut at = start;
+    while at < total {
+        let items = bytes_at(datagrams, at, total.min(at + MAX_BATCH))?;
+        let lens: Vec<usize> = items.iter().map(|b| b.as_bytes().len()).collect();
+        let runs = segment_runs(&lens);
+        match send_runs(fd, &items, &runs) {
+            Err(err) => return after_error(err, sent),
+            Ok(msgs) => {
+                let n: usize = runs[..msgs].iter().map(|r| r.0).sum();
+                sent += n;
+                at += n;
+                if msgs < runs.len() {
+                    break; // the send buffer filled up
+                }
+            }
+        }
+    }
+    Ok(sent)
+}
+
+/// The runs of `lens` that can each go as one segmented message, as (datagrams, segment size): one
+/// size throughout save a shorter last one, at most `MAX_SEGMENTS` and `MAX_SEGMENTED_BYTES`.
+pub(crate) fn segment_runs(lens: &[usize]) -> Vec<(usize, usize)> {
+    let mut runs = Vec::new();
+    let mut i = 0;
+    while i < lens.len() {
+        let size = lens[i];
+        let (mut n, mut bytes) = (1, size);
+        while size > 0 && i + n < lens.len() && n < MAX_SEGMENTS {
+            let next = lens[i + n];
+            if next > size || next == 0 || bytes + next > MAX_SEGMENTED_BYTES {
+                break;
+            }
+            n += 1;
+            bytes += next;
+            if next < size {
+                break; // only the last segment may be shorter
+            }
+        }
+        runs.push((n, size));
+        i += n;
+    }
+    runs
+}
+
+/// One `sendmmsg(2)` with a message per run (a `UDP_SEGMENT` control message on the runs of more than
+/// one datagram); how many messages the kernel took, or its error.
+fn send_runs(
+    fd: i32,
+    items: &[Bound<'_, PyBytes>],
+    runs: &[(usize, usize)],
+) -> std::io::Result<usize> {
+    let mut iovs = iovecs(items);
+    // SAFETY: CMSG_SPACE is arithmetic on its argument
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) } as usize;
+    let words = space.div_ceil(8);
+    let mut control: Vec<u64> = vec![0; words * runs.len()]; // u64: the alignment a cmsghdr needs
+    let mut msgs: Vec<libc::mmsghdr> = Vec::with_capacity(runs.len());
+    let mut first = 0usize;
+    for (r, &(n, size)) in runs.iter().enumerate() {
+        // SAFETY: msghdr is plain old data; iov and the control message are set below
+        let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+        h.msg_hdr.msg_iov = iovs[first..].as_mut_ptr();
+        h.msg_hdr.msg_iovlen = n;
+        if n > 1 {
+            h.msg_hdr.msg_control = control[r * words..].as_mut_ptr().cast();
+            h.msg_hdr.msg_controllen = space;
+            // SAFETY: the header's control buffer is `space` bytes of this run's own, aligned words
+            unsafe {
+                let cmsg = libc::CMSG_FIRSTHDR(&h.msg_hdr);
+                (*cmsg).cmsg_level = libc::SOL_UDP;
+                (*cmsg).cmsg_type = UDP_SEGMENT;
+                (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as usize;
+                std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), size as u16);
+            }
+        }
+        msgs.push(h);
+        first += n;
+    }
+    // SAFETY: every header points at iovecs of live Python bytes objects held in `items` and at its
+    // control words in `control`, all alive until the call returns
+    unsafe { sendmmsg(fd, &mut msgs) }
+}
+
+/// The iovec of each of `items`, pointing into the bytes objects (which must outlive its use).
+fn iovecs(items: &[Bound<'_, PyBytes>]) -> Vec<libc::iovec> {
+    items
+        .iter()
+        .map(|b| {
+            let s = b.as_bytes();
+            libc::iovec {
+                iov_base: s.as_ptr() as *mut libc::c_void,
+                iov_len: s.len(),
+            }
+        })
+        .collect()
+}
+
+/// `sendmmsg(2)` of `msgs`, non-blocking: how many messages the kernel took, or its error.
+///
+/// # Safety
+/// Every pointer in `msgs` (iovecs, names, control messages) must be valid for the call.
+unsafe fn sendmmsg(fd: i32, msgs: &mut [libc::mmsghdr]) -> std::io::Result<usize> {
+    let n = libc::sendmmsg(
+        fd,
+        msgs.as_mut_ptr(),
+        msgs.len() as libc::c_uint,
+        libc::MSG_DONTWAIT,
+    );
+    if n < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
 type Name = (libc::sockaddr_storage, libc::socklen_t);
 
 /// `datagrams[at..end]` as bytes objects (a TypeError names anything else).
@@ -82,16 +223,7 @@ fn send_once(
     items: &[Bound<'_, PyBytes>],
     mut names: Option<&mut [Name]>,
 ) -> std::io::Result<usize> {
-    let mut iovs: Vec<libc::iovec> = items
-        .iter()
-        .map(|b| {
-            let s = b.as_bytes();
-            libc::iovec {
-                iov_base: s.as_ptr() as *mut libc::c_void,
-                iov_len: s.len(),
-            }
-        })
-        .collect();
+    let mut iovs = iovecs(items);
     let mut msgs: Vec<libc::mmsghdr> = iovs
         .iter_mut()
         .enumerate()
@@ -110,19 +242,7 @@ fn send_once(
         .collect();
     // SAFETY: every header points at the bytes of a live Python bytes object held in `items` and, when
     // named, at a destination in `names`, both alive until the call returns
-    let n = unsafe {
-        libc::sendmmsg(
-            fd,
-            msgs.as_mut_ptr(),
-            msgs.len() as libc::c_uint,
-            libc::MSG_DONTWAIT,
-        )
-    };
-    if n < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
+    unsafe { sendmmsg(fd, &mut msgs) }
 }
 
 /// What a failed `sendmmsg` returns to Python: how many went before it when it is a full buffer
