@@ -21,7 +21,7 @@ from typing import Any
 from simulator.devices.fleet import Fleet
 from simulator.scenario import Devices, Flush, Phase, Scenario, Transport
 
-STEPS = (5000, 10000, 20000, 40000, 60000, 80000, 100000, 120000, 150000, 200000)
+STEPS = (5000, 10000, 20000, 40000, 60000, 80000, 100000, 120000, 135000, 150000, 175000, 200000)
 GOAL_DEVICES_AT_1HZ = 200_000
 GOAL_FLUSH_READINGS_PER_S = 1_000_000
 FLUSH_DEVICES, FLUSH_PER_DEVICE = 20_000, 64  # a 1,280,000-reading backlog
