@@ -36,6 +36,22 @@ def test_start_sequence_grows_faster_than_devices_can_generate() -> None:
     assert start_sequence(1_800_000_001) - start_sequence(1_800_000_000) == 10  # 10 readings/s is the maximum
 
 
+@pytest.mark.parametrize(("count", "rate"), [(1000, "1"), (7, "1"), (250, "0.5"), (1, "10")])
+def test_every_device_is_in_one_slot_of_a_contiguous_range(count: int, rate: str) -> None:
+    """Slots are contiguous ranges of devices (adjacent in memory, fleet.py) of sizes that differ by at
+    most one, and together hold every device once."""
+    scn = parse(
+        f"devices: {{count: {count}}}\nreading: {{rate_hz: {rate}}}\nphases: [{{name: n, kind: normal, duration_s: 1}}]\n"
+    )
+    fleet = Fleet(scn, "127.0.0.1", 9, "t", b"k" * 32)  # type: ignore[arg-type]
+    flat = [d.idx for slot in fleet.slots for d in slot]
+    assert flat == list(range(count))  # every device once, slot after slot in device order
+    sizes = [len(slot) for slot in fleet.slots]
+    assert len(sizes) == fleet.nslots
+    if count >= fleet.nslots:
+        assert max(sizes) - min(sizes) <= 1
+
+
 def test_drop_oldest_counts_and_records_drops() -> None:
     async def go() -> None:
         key = secrets.token_bytes(32)
