@@ -22,15 +22,25 @@ const MAX_BATCH: usize = 1024; // the kernel's UIO_MAXIOV: sendmmsg takes no mor
 /// from an earlier ICMP) raises OSError with the errno: the caller drops that datagram and goes on.
 #[pyfunction]
 pub(crate) fn send_many(fd: i32, datagrams: &Bound<'_, PyList>, start: usize) -> PyResult<usize> {
-    send_all(fd, datagrams, None, start)
+    send_all(fd, datagrams, Dest::Peer, start)
 }
 
-/// `send_many` and `send_many_to`: chunks of at most `MAX_BATCH`, until all went, the send buffer is
-/// full, or an error; with `addrs`, a chunk ends before the first address that is not numeric.
+/// Where the datagrams of one `send_all` go.
+enum Dest<'a, 'py> {
+    /// to the connected peer, one message each (`send_many`)
+    Peer,
+    /// datagram i to address i (`send_many_to`)
+    Each(&'a Bound<'py, PyList>),
+    /// to the connected peer, runs of one size as segmented messages (`send_segments`)
+    Segmented,
+}
+
+/// `send_many`, `send_many_to` and `send_segments`: chunks of at most `MAX_BATCH`, until all went, the
+/// send buffer is full, or an error; with addresses, a chunk ends before the first that is not numeric.
 fn send_all(
     fd: i32,
     datagrams: &Bound<'_, PyList>,
-    addrs: Option<&Bound<'_, PyList>>,
+    dest: Dest<'_, '_>,
     start: usize,
 ) -> PyResult<usize> {
     let total = datagrams.len();
@@ -38,14 +48,21 @@ fn send_all(
     let mut at = start;
     while at < total {
         let end = total.min(at + MAX_BATCH);
-        let mut names = match addrs.map(|a| names_at(a, at, end)).transpose() {
-            Ok(names) => names,
-            // a bad address first: raise, unless some went already (the caller comes back for it)
-            Err(e) => return if sent > 0 { Ok(sent) } else { Err(e) },
+        let mut names = match &dest {
+            Dest::Each(addrs) => match names_at(addrs, at, end) {
+                Ok(names) => Some(names),
+                // a bad address first: raise, unless some went already (the caller comes back for it)
+                Err(e) => return if sent > 0 { Ok(sent) } else { Err(e) },
+            },
+            _ => None,
         };
         let count = names.as_ref().map_or(end - at, Vec::len);
         let items = bytes_at(datagrams, at, at + count)?;
-        match send_once(fd, &items, names.as_deref_mut()) {
+        let went = match dest {
+            Dest::Segmented => send_segmented(fd, &items),
+            _ => send_once(fd, &items, names.as_deref_mut()),
+        };
+        match went {
             Err(err) => return after_error(err, sent),
             Ok(n) => {
                 sent += n;
@@ -80,26 +97,15 @@ pub(crate) fn send_segments(
     datagrams: &Bound<'_, PyList>,
     start: usize,
 ) -> PyResult<usize> {
-    let total = datagrams.len();
-    let mut sent = 0usize;
-    let mut at = start;
-    while at < total {
-        let items = bytes_at(datagrams, at, total.min(at + MAX_BATCH))?;
-        let lens: Vec<usize> = items.iter().map(|b| b.as_bytes().len()).collect();
-        let runs = segment_runs(&lens);
-        match send_runs(fd, &items, &runs) {
-            Err(err) => return after_error(err, sent),
-            Ok(msgs) => {
-                let n: usize = runs[..msgs].iter().map(|r| r.0).sum();
-                sent += n;
-                at += n;
-                if msgs < runs.len() {
-                    break; // the send buffer filled up
-                }
-            }
-        }
-    }
-    Ok(sent)
+    send_all(fd, datagrams, Dest::Segmented, start)
+}
+
+/// `items` as one segmented message per run; how many datagrams the kernel took, or its error.
+fn send_segmented(fd: i32, items: &[Bound<'_, PyBytes>]) -> std::io::Result<usize> {
+    let lens: Vec<usize> = items.iter().map(|b| b.as_bytes().len()).collect();
+    let runs = segment_runs(&lens);
+    let msgs = send_runs(fd, items, &runs)?;
+    Ok(runs[..msgs].iter().map(|r| r.0).sum())
 }
 
 /// The runs of `lens` that can each go as one segmented message, as (datagrams, segment size): one
@@ -334,7 +340,7 @@ pub(crate) fn send_many_to(
             addrs.len()
         )));
     }
-    send_all(fd, datagrams, Some(addrs), start)
+    send_all(fd, datagrams, Dest::Each(addrs), start)
 }
 
 /// The destinations of `addrs[at..end]`, up to the first that is not a numeric address (whose
