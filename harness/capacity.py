@@ -99,6 +99,7 @@ async def flush(
             await asyncio.sleep(0.01)
         took = time.monotonic() - start
         cpu = time.process_time() - cpu0
+        send_path = fleet.send_path()
     finally:
         fleet.stop()
         await driver
@@ -122,6 +123,7 @@ async def flush(
         "rss_bytes_per_device": round((rss1 - rss0) / devices),
         "rss_bytes_per_buffered_reading": round((rss2 - rss1) / total, 1),
         "codec": "native" if fleet.native is not None else "python",
+        "send_path": send_path,  # segmented (UDP GSO), sendmmsg or transport: Fleet.send_path
     }
 
 
@@ -175,6 +177,7 @@ async def measure(host: str | None, port: int | None, key: bytes | None, max_dev
         "goal_devices_at_1hz": GOAL_DEVICES_AT_1HZ,
         "goal_flush_readings_per_s": GOAL_FLUSH_READINGS_PER_S,
         "codec": fl["codec"],
+        "send_path": fl["send_path"],
         "steady_trials": trials,
         "peak_flush_datagrams_per_s": fl["datagrams_per_s"],
         "peak_flush_readings_per_s": fl["readings_per_s"],

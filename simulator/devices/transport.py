@@ -124,6 +124,18 @@ class Transport:
                 link = await TransportLink.open(loop, sock, self.on_datagram, self._on_socket_error)
             self.links.append(link)
 
+    def send_path(self) -> str:
+        """How this fleet's datagrams leave: ``segmented`` (runs of one size as segmented messages),
+        ``sendmmsg`` (one message per datagram: the route refused to segment), ``transport`` (the event
+        loop's, no native module), or ``segmented on K of N sockets`` when some routes refused."""
+        batched = [link for link in self.links if isinstance(link, BatchLink)]
+        if not batched:
+            return "transport"
+        k = sum(link.segmenting for link in batched)
+        if k == len(batched):
+            return "segmented"
+        return "sendmmsg" if k == 0 else f"segmented on {k} of {len(batched)} sockets"
+
     def close(self) -> None:
         for link in self.links:
             link.close()

@@ -150,6 +150,8 @@ class AgentResults(Answer):
     devices: int
     gateway: str
     protocol: str
+    # how the fleet's datagrams left (Fleet.send_path): segmented, sendmmsg, transport; None from older agents
+    send_path: str | None = None
     counters: dict[str, int]
     buffered_at_end: int
     max_tick_lag_ms: float

@@ -242,6 +242,7 @@ def results(
         "devices": len(fleet.devices),
         "gateway": ",".join(f"{h}:{p}" for h, p in fleet.addresses),
         "protocol": scenario.transport.protocol,
+        "send_path": fleet.send_path(),  # segmented (UDP GSO), sendmmsg or transport
         "counters": dataclasses.asdict(fleet.counters),
         "buffered_at_end": fleet.buffered,
         "max_tick_lag_ms": round(fleet.max_lag_ms, 1),

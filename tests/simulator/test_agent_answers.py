@@ -53,6 +53,7 @@ RESULT_KEYS = [
     "devices",
     "gateway",
     "protocol",
+    "send_path",
     "counters",
     "buffered_at_end",
     "max_tick_lag_ms",
