@@ -9,7 +9,7 @@ CPU, then another sixth for receiving). The queue needs no bound: a device has a
 flight (stop-and-wait), so it never holds more than one per device. Where the kernel can segment UDP
 (``UDP_SEGMENT``, Linux 4.18) the queue goes out with ``send_segments``: a run of equal-sized datagrams
 (every one-reading datagram of a steady fleet is the same size) is one message that the kernel cuts into
-the same datagrams, a third of the system time per datagram; a route that cannot segment (no checksum
+the same datagrams, half the system time per reading of a steady fleet; a route that cannot segment (no checksum
 offload, a segment over the path MTU) answers EIO or EINVAL once and the link goes back to ``sendmmsg``
 of one message per datagram. Without the native module, or with
 ``IBP_NATIVE=0``, the loop's own datagram transport does both (:class:`TransportLink`).
@@ -115,14 +115,12 @@ class BatchLink:
         on_datagram: OnDatagram,
         on_error: OnError,
         max_answer_bytes: int = 512,
-        segment: bool = True,
     ) -> None:
         self.loop, self.sock, self.on_datagram, self.on_error = loop, sock, on_datagram, on_error
         self.fd = sock.fileno()
         self.rx = native.Receiver(SLOTS, max_answer_bytes)
         self.native = native
-        self.segmenting = segment and can_segment(sock)
-        self.send_many = native.send_segments if self.segmenting else native.send_many
+        self.segmenting = can_segment(sock)  # until the route refuses a segmented message (flush)
         self.queue: list[bytes] = []
         self.flush_soon = False
         self.waiting_writable = False
@@ -167,13 +165,13 @@ class BatchLink:
         queue = self.queue
         done = 0
         while done < len(queue):
+            send = self.native.send_segments if self.segmenting else self.native.send_many
             try:
-                n = self.send_many(self.fd, queue, done)
+                n = send(self.fd, queue, done)
             except OSError as e:
                 if self.segmenting and e.errno in SEGMENT_REFUSED:
                     # the route cannot segment: one message per datagram from now on, nothing lost
                     self.segmenting = False
-                    self.send_many = self.native.send_many
                     continue
                 # an error queued on the socket: that datagram is lost, as with the transport
                 self.on_error()

@@ -110,7 +110,7 @@ fn send_segmented(fd: i32, items: &[Bound<'_, PyBytes>]) -> std::io::Result<usiz
 
 /// The runs of `lens` that can each go as one segmented message, as (datagrams, segment size): one
 /// size throughout save a shorter last one, at most `MAX_SEGMENTS` and `MAX_SEGMENTED_BYTES`.
-pub(crate) fn segment_runs(lens: &[usize]) -> Vec<(usize, usize)> {
+fn segment_runs(lens: &[usize]) -> Vec<(usize, usize)> {
     let mut runs = Vec::new();
     let mut i = 0;
     while i < lens.len() {
