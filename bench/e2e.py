@@ -79,7 +79,10 @@ async def run_fleet(fleet: Fleet, devices: int, readings: int) -> dict:
         "busy": result.busy,
         "ack_latency_ms": {
             "p50": round(percentile(lat_ms, 0.50), 1),
+            "p90": round(percentile(lat_ms, 0.90), 1),
             "p99": round(percentile(lat_ms, 0.99), 1),
+            "p999": round(percentile(lat_ms, 0.999), 1),
+            "max": round(max(lat_ms), 1) if lat_ms else None,
             "mean": round(statistics.fmean(lat_ms), 1) if lat_ms else None,
         },
     }

@@ -4,8 +4,9 @@ What is under test is the timing of acks, so the producers here are stand-ins wh
 after a chosen delay (the real aiokafka producer against a real broker, fast and 250 ms slow, is what
 ``make bench`` measures; the gateway's end-to-end tests run this code against a real broker). The policy:
 lingered batches wait for one of the first ``producers_per_worker`` producers; the extra ones, up to
-``max_producers_per_worker``, take only full batches, so a slow broker gets more requests in flight while
-a fast one keeps few large ones.
+``max_producers_per_worker``, take only full batches while those are busy, so a slow broker gets more
+requests in flight while a fast one keeps few large ones; a request that leaves takes the other
+partitions' open batches along.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ class SlowProducer:
         self.delay = delay
         self.tracker = tracker
         self.batches = 0
+        self.sent: list[tuple[int, float]] = []  # (partition, loop time) of every batch handed over
 
     async def send_batch(self, builder, topic: str, partition: int) -> asyncio.Future[None]:
         self.batches += 1
+        self.sent.append((partition, asyncio.get_running_loop().time()))
         self.tracker["now"] += 1
         self.tracker["peak"] = max(self.tracker["peak"], self.tracker["now"])
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -79,20 +82,34 @@ async def _full_batches_on_a_slow_broker_use_the_extra_producers() -> None:
     assert sum(1 for n in used if n) > 1, f"only the base producer took batches: {used}"
 
 
-def test_full_batches_on_a_fast_broker_stay_on_the_base_producers() -> None:
-    asyncio.run(_full_batches_on_a_fast_broker_stay_on_the_base_producers())
+def test_a_request_takes_the_other_partitions_open_batches_along() -> None:
+    asyncio.run(_a_request_takes_the_other_partitions_open_batches_along())
 
 
-async def _full_batches_on_a_fast_broker_stay_on_the_base_producers() -> None:
-    # acks in 2 ms, linger 100 ms: a full batch never waits a linger, so no extra producer is called
-    out, _ = kafka_out(base=1, extra=4, delay=0.002, batch_size=16384, linger_ms=100)
+async def _a_request_takes_the_other_partitions_open_batches_along() -> None:
+    out, _ = kafka_out(base=1, extra=1, delay=0.002, partitions=4, linger_ms=60, batch_size=1 << 20)
+    keys: dict[int, bytes] = {}
+    for i in range(100):  # two devices whose records go to different partitions
+        keys.setdefault(out.partition_for(f"dev-{i}".encode()), f"dev-{i}".encode())
+    (pa, a), (pb, b) = list(keys.items())[:2]
+    loop = asyncio.get_running_loop()
     done: list[bool] = []
-    for _ in range(4):
-        await submit(out, jobs=50, records_per_job=10, value=b"w" * 100, done=done)
-        await asyncio.sleep(0.01)
-    await asyncio.sleep(0.3)
-    assert done == [True] * 200
-    assert [p.batches > 0 for p in out._producers] == [True, False, False, False]
+
+    def job() -> Job:
+        return Job(count=1, received_at=0.0, on_done=lambda _job, ok: done.append(ok))
+
+    t_a = loop.time()
+    out.submit(job(), a, [(b"first", 1_700_000_000_000)])
+    await asyncio.sleep(0.03)
+    t_b = loop.time()
+    out.submit(job(), b, [(b"second", 1_700_000_000_001)])
+    await asyncio.sleep(0.1)
+    assert done == [True, True]
+    sent = dict(out._producers[0].sent)
+    assert set(sent) == {pa, pb}, out._producers[0].sent  # both on the base producer
+    assert sent[pa] - t_a >= 0.055, "the first batch left before its linger"
+    assert sent[pb] - t_b < 0.045, "the second batch waited its own linger instead of riding along"
+    assert abs(sent[pa] - sent[pb]) < 0.005, "not one request"
     await out.drain()
 
 
