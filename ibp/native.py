@@ -13,7 +13,7 @@ import importlib
 import os
 from typing import Any
 
-API = 7  # must equal ibp_native.API (gateway/native/src/lib.rs): a stale build is not used
+API = 8  # must equal ibp_native.API (gateway/native/src/lib.rs): a stale build is not used
 ENV = "IBP_NATIVE"
 
 

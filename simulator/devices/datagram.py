@@ -9,7 +9,13 @@ the same bytes forever. Sizes follow docs/protocol.md (DATA) and the firmware's 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 from ibp import protocol as ibp
+
+if TYPE_CHECKING:
+    from simulator.devices.state import Device
 
 DEFAULT_MAX_DATAGRAM_BYTES = (
     1472  # one Ethernet MTU of UDP payload (docs/protocol.md), the firmware's default
@@ -19,6 +25,9 @@ DATA_OVERHEAD = 4 + 1 + 4 + 1 + ibp.TAG_LEN
 READING_OVERHEAD = 8 + 2  # timestamp_ms, payload_len
 # A run id is "<UTC yyyymmddThhmmssZ>-<scenario name>-<6 hex digits>" (simulator/orchestration/runner.py new_run_id).
 RUN_ID_EXTRA = 16 + 1 + 1 + 6
+# judge_answer's verdicts on an answer no device can act on
+BAD_ANSWER = (0, -1, 0)  # malformed, unknown device, or a tag that is not the device's
+AUTH_FAIL_ANSWER = (ibp.T_AUTH_FAIL, -1, 0)  # carries no device: whoever sent last times out
 # payload_bytes below this holds no pad: the JSON body without "pad" is about this long (plus the run id)
 _PAD_BASE = 60
 
@@ -76,3 +85,19 @@ def readings_per_datagram(
     """Readings in a full datagram: ``batch_size`` or fewer, as many as ``max_bytes`` holds (0: not one)."""
     room = max_bytes - DATA_OVERHEAD - device_id_len
     return max(0, min(batch_size, room // (READING_OVERHEAD + payload_len(payload_bytes, run_id_len))))
+
+
+def judge_answer(data: bytes, by_id: Mapping[str, Device]) -> tuple[int, int, int]:
+    """What the fleet makes of an answer: ``(type, device index, value)`` for an ACK (value: its
+    sequence) or BUSY (retry-after, ms) whose tag is its device's, else ``AUTH_FAIL_ANSWER`` or
+    ``BAD_ANSWER``. The reference of ``ibp_native.DeviceBook.check`` (tests/simulator/test_native_device.py)."""
+    try:
+        mtype, device_id, value, tag_at = ibp.answer_fields(data)
+    except ibp.ProtocolError:
+        return BAD_ANSWER
+    if mtype == ibp.T_AUTH_FAIL:
+        return AUTH_FAIL_ANSWER
+    dev = by_id.get(device_id)
+    if dev is None or not ibp.verify_answer(dev.key, data, tag_at):
+        return BAD_ANSWER
+    return mtype, dev.idx, value

@@ -154,6 +154,15 @@ class Fleet(Wheel, Transport, Journal):
         self.ack_loss = scn.faults.ack_loss_percent / 100
         self._payload_pad = datagram.pad_for(scn.reading.payload_bytes, len(self.run_id))
         self._check_fits()
+        if self.native is not None and self.protocol == "ibp1":
+            self.book = self.native.DeviceBook(
+                [d.id for d in self.devices],
+                [d.key for d in self.devices],
+                self.run_id,
+                self._payload_pad,
+                self.batch,
+                self.max_bytes,
+            )
         self._mono0 = time.monotonic()
         self._wall0 = time.time()
         self._stopping = False

@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING, Any
 from ibp import native
 from ibp import protocol as ibp
 from simulator.devices import datagram
-from simulator.devices.sockets import BatchLink, Link, TransportLink, connected_socket
+from simulator.devices.sockets import (
+    BatchLink,
+    Link,
+    TransportLink,
+    answer_receiver,
+    connected_socket,
+    enable_gro,
+)
 from simulator.devices.state import _TIMEOUT, _WAKE, Device
 
 NATIVE, NATIVE_WHY = native.load()
@@ -54,6 +61,9 @@ class Transport:
     # calls; None: the pure-Python reference (datagram.py, ibp/protocol.py) and the loop's transport. Set
     # it to None on a fleet before open() to run that one without the native module.
     native: Any = NATIVE
+    # ``ibp_native.DeviceBook`` of the devices' ids and keyed HMACs (built by the Fleet for IBP/1 with the
+    # native module): it signs the DATA datagrams and, on a BatchLink, reads whole batches of answers
+    book: Any = None
 
     if TYPE_CHECKING:  # what the transport uses of the rest of the Fleet
         scenario: Scenario
@@ -115,11 +125,27 @@ class Transport:
     async def open(self) -> None:
         _settle_heap()
         loop = asyncio.get_running_loop()
+        if self.native is None:
+            self.book = None  # the pure-Python reference all through
+        # a fault that loses answers one by one draws per answer: those go through on_datagram
+        batch_answers = self.book is not None and not self.ack_loss
+        rx = answer_receiver(self.native) if batch_answers else None
         for i in range(self.nsock):
             sock = connected_socket(self.addresses[i % len(self.addresses)])
             link: Link
+            if rx is not None:
+                enable_gro(sock)
             if self.native is not None:
-                link = BatchLink(loop, sock, self.native, self.on_datagram, self._on_socket_error)
+                link = BatchLink(
+                    loop,
+                    sock,
+                    self.native,
+                    self.on_datagram,
+                    self._on_socket_error,
+                    book=self.book if batch_answers else None,
+                    on_answers=self.on_answers if batch_answers else None,
+                    rx=rx,
+                )
             else:
                 link = await TransportLink.open(loop, sock, self.on_datagram, self._on_socket_error)
             self.links.append(link)
@@ -172,7 +198,9 @@ class Transport:
             self._send_legacy(dev, now)
             return
         first = dev.base_seq
-        if self.native is not None:
+        if self.book is not None:
+            data, n = self.book.data(dev.idx, first, dev.buf)
+        elif self.native is not None:
             data, n = self.native.device_data(
                 dev.id,
                 dev.key,
@@ -247,36 +275,48 @@ class Transport:
     # ------------------------------------------------------------------ answers
 
     def on_datagram(self, data: bytes) -> None:
+        """One answer as it came (the loop's transport, or a fault that loses answers one by one)."""
         if not self.online:
             return  # the network is down: answers are lost too
         if self.ack_loss and self.rng.random() < self.ack_loss:
             self.counters.acks_lost_by_fault += 1
             return
-        nat = self.native
-        try:
-            mtype, device_id, value, tag_at = (nat.parse_answer if nat is not None else ibp.answer_fields)(
-                data
-            )
-        except ibp.ProtocolError:
-            self.counters.bad_answers += 1
-            return
-        if mtype == ibp.T_AUTH_FAIL:
-            self.counters.auth_fail += 1  # the device times out and backs off; nothing is deleted
-            return
-        dev = self.by_id.get(device_id)
-        if dev is None or not (nat.verify if nat is not None else ibp.verify_answer)(dev.key, data, tag_at):
-            self.counters.bad_answers += 1
+        book = self.book
+        answer = book.check(data) if book is not None else datagram.judge_answer(data, self.by_id)
+        if answer[0] == ibp.T_AUTH_FAIL:
+            self.on_answers([], 1, 0)
+        elif answer[0] == 0:
+            self.on_answers([], 0, 1)
+        else:
+            self.on_answers([answer], 0, 0)
+
+    def on_answers(self, answers: list[tuple[int, int, int]], auth_fail: int, bad: int) -> None:
+        """Verified answers ``(type, device index, value)`` (datagram.judge_answer), in arrival order,
+        and how many others came: AUTH_FAIL (the device times out and backs off; nothing is deleted) and
+        unusable ones (malformed, unknown device, wrong tag)."""
+        if not self.online:
+            return  # the network is down: answers are lost too
+        c = self.counters
+        c.auth_fail += auth_fail
+        c.bad_answers += bad
+        if not answers:
             return
         now = time.monotonic()
-        dev.unanswered_since = -1.0  # the gateway takes this device's datagrams (acked or pushed back)
-        if mtype == ibp.T_BUSY:
-            self.counters.busy += 1
-            if dev.inflight_last >= 0:
-                dev.inflight_last = -1
-                wait = value / 1000
-                self._schedule(dev, now + wait + self.rng.random() * wait, _WAKE)
-            return
-        self._on_ack(dev, value, now)
+        devices = self.devices
+        for mtype, idx, value in answers:
+            dev = devices[idx]
+            dev.unanswered_since = -1.0  # the gateway takes this device's datagrams (acked or pushed back)
+            if mtype == ibp.T_ACK:
+                self._on_ack(dev, value, now)
+            else:
+                self._on_busy(dev, value, now)
+
+    def _on_busy(self, dev: Device, retry_after_ms: int, now: float) -> None:
+        self.counters.busy += 1
+        if dev.inflight_last >= 0:
+            dev.inflight_last = -1
+            wait = retry_after_ms / 1000
+            self._schedule(dev, now + wait + self.rng.random() * wait, _WAKE)
 
     def _on_ack(self, dev: Device, ack_seq: int, now: float) -> None:
         n = dev.ack_to(ack_seq + 1)

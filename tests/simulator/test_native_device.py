@@ -4,8 +4,11 @@ plus ``ibp.protocol.encode_data``, the same answer fields and ProtocolError reas
 ``ibp.protocol.answer_fields``, the same tag check; ``send_many`` delivers every datagram of a batch, from
 the offset it is given, and reports an error queued on the socket; ``send_segments`` delivers the same
 datagrams in the same order from segmented (UDP GSO) messages, and where the socket cannot segment it
-says so and the fleet's link goes back to ``send_many``. Last, one fleet run per path (native,
-and ``native = None``) delivers everything to a real UDP sink.
+says so and the fleet's link goes back to ``send_many``. One fleet run per path (native,
+and ``native = None``) delivers everything to a real UDP sink. Last, the fleet's ``DeviceBook``
+(book.rs) judges answers as ``datagram.judge_answer`` and builds the datagrams ``device_data`` builds;
+``Receiver.recv_answers`` reads a batch of answers, with and without UDP_GRO; the capacity sink's
+``AckResponder`` (sink.rs) answers every DATA datagram with its ACK, to its sender.
 """
 
 from __future__ import annotations
@@ -286,3 +289,187 @@ def test_a_fleet_delivers_everything_on_either_path(path: str) -> None:
     c = res["counters"]
     assert res["buffered_at_end"] == 0 and c["acked"] == c["generated"] >= 900
     assert c["bad_answers"] == 0 and c["timeouts"] == 0
+
+
+# ---------------------------------------------------------------- the fleet's DeviceBook (book.rs)
+
+BOOK_IDS = ["dev-000000", "dev-000001", "dévice-2", "x"]
+
+
+def _book_fleet() -> tuple[dict[str, Device], list[bytes]]:
+    keys_ = [secrets.token_bytes(32) for _ in BOOK_IDS]
+    return {d: Device(i, d, k, 1, 0) for i, (d, k) in enumerate(zip(BOOK_IDS, keys_, strict=True))}, keys_
+
+
+BOOK_BY_ID, BOOK_KEYS = _book_fleet()
+book_answers = st.one_of(
+    # a known device with its key, a known device with a wrong key, an unknown device
+    st.builds(
+        lambda i, seq, busy: (ibp.encode_busy if busy else ibp.encode_ack)(
+            BOOK_IDS[i], BOOK_KEYS[i], seq % 0x10000 if busy else seq
+        ),
+        st.integers(0, len(BOOK_IDS) - 1),
+        st.integers(0, 2**32 - 1),
+        st.booleans(),
+    ),
+    st.builds(
+        lambda i, key, seq: ibp.encode_ack(BOOK_IDS[i], key, seq), st.integers(0, 3), keys, st.integers(0, 99)
+    ),
+    st.builds(ibp.encode_ack, device_ids, keys, st.integers(0, 2**32 - 1)),
+    st.just(ibp.AUTH_FAIL_DATAGRAM),
+)
+
+
+def _book(native, run_id: str = "r", pad: int = 0, batch: int = 32, max_bytes: int = 1472):
+    return native.DeviceBook(BOOK_IDS, BOOK_KEYS, run_id, pad, batch, max_bytes)
+
+
+@needs_native
+@settings(max_examples=1000, deadline=None)
+@given(st.one_of(book_answers, near_misses(book_answers), st.binary(max_size=80)))
+def test_the_book_judges_an_answer_as_the_reference(data: bytes) -> None:
+    assert _book(ibp_native).check(data) == datagram.judge_answer(data, BOOK_BY_ID)
+
+
+@needs_native
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(0, len(BOOK_IDS) - 1),
+    st.integers(0, 2**32 - 1),
+    st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=40),
+    st.integers(1, 255),
+    st.integers(40, 4096),
+    run_ids,
+    st.integers(0, 200),
+)
+def test_the_books_data_datagram_is_device_data(
+    idx: int, first: int, stamps: list[int], batch: int, max_bytes: int, run_id: str, pad: int
+) -> None:
+    book = _book(ibp_native, run_id, pad, batch, max_bytes)
+    args = (BOOK_IDS[idx], BOOK_KEYS[idx], first, stamps, batch, max_bytes, run_id, pad, idx)
+    try:
+        expected: object = ibp_native.device_data(*args)
+    except ValueError:
+        with pytest.raises(ValueError):
+            book.data(idx, first, stamps)
+        return
+    assert book.data(idx, first, stamps) == expected
+
+
+@needs_native
+def test_a_book_refuses_what_no_fleet_has() -> None:
+    with pytest.raises(ValueError, match="one key per device"):
+        ibp_native.DeviceBook(["a", "b"], [b"k"], "r", 0, 1, 1472)
+    with pytest.raises(ValueError, match="there twice"):
+        ibp_native.DeviceBook(["a", "a"], [b"k", b"k"], "r", 0, 1, 1472)
+    with pytest.raises(ValueError, match="device 1"):
+        ibp_native.DeviceBook(["a", "b\x01"], [b"k", b"k"], "r", 0, 1, 1472)
+    with pytest.raises(ValueError, match="no device 4"):
+        _book(ibp_native).data(4, 1, [1])
+    assert len(_book(ibp_native)) == len(BOOK_IDS)
+
+
+UDP_GRO = 104
+
+
+@needs_native
+@pytest.mark.parametrize("gro", [False, True], ids=["one-per-slot", "udp-gro"])
+def test_recv_answers_reads_parses_and_verifies_a_batch(gro: bool) -> None:
+    """Answers sent one by one and as segmented runs (what the acking sink sends) come back in order,
+    judged as the reference judges each; with UDP_GRO on the socket a run arrives as one buffer and is
+    cut back into its answers."""
+    rx, tx = _pair()
+    rx.setblocking(False)
+    if gro:
+        rx.setsockopt(socket.IPPROTO_UDP, UDP_GRO, 1)
+    book = _book(ibp_native)
+    acks = [ibp.encode_ack(BOOK_IDS[0], BOOK_KEYS[0], seq) for seq in range(40)]  # one size: one run
+    mixed = [
+        ibp.encode_busy(BOOK_IDS[2], BOOK_KEYS[2], 250),
+        ibp.AUTH_FAIL_DATAGRAM,
+        ibp.encode_ack(BOOK_IDS[1], BOOK_KEYS[0], 7),  # the wrong device's key
+        b"",
+        ibp.encode_ack(BOOK_IDS[3], BOOK_KEYS[3], 9),
+    ]
+    try:
+        assert ibp_native.send_segments(tx.fileno(), acks, 0) == len(acks)
+        assert ibp_native.send_many(tx.fileno(), mixed, 0) == len(mixed)
+        receiver = ibp_native.Receiver(64, 65_536, gro=gro)
+        got: list[tuple[int, int, int]] = []
+        received = auth_fail = bad = 0
+        for _ in range(100):
+            answers, n, a, b = receiver.recv_answers(rx.fileno(), book)
+            got += answers
+            received, auth_fail, bad = received + n, auth_fail + a, bad + b
+            if received == len(acks) + len(mixed):
+                break
+        expected = [datagram.judge_answer(d, BOOK_BY_ID) for d in acks + mixed]
+        assert got == [e for e in expected if e[0] not in (0, ibp.T_AUTH_FAIL)]
+        assert (received, auth_fail, bad) == (len(acks) + len(mixed), 1, 2)
+        # the same run again through recv(): each datagram on its own, whatever the kernel coalesced
+        assert ibp_native.send_segments(tx.fileno(), acks, 0) == len(acks)
+        datagrams: list[bytes] = []
+        for _ in range(100):
+            datagrams += [d for d, _addr in receiver.recv(rx.fileno())]
+            if len(datagrams) >= len(acks):
+                break
+        assert datagrams == acks
+    finally:
+        rx.close()
+        tx.close()
+
+
+@needs_native
+def test_the_native_ack_responder_answers_every_datagram_with_its_last_sequence() -> None:
+    """The capacity sink's responder (sink.rs): DATA datagrams sent one by one and as a segmented run
+    from two sockets, each answered with an ACK of its last reading signed with the derived device key,
+    to its own sender; other datagrams are not answered."""
+    master = secrets.token_bytes(32)
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    sink.setsockopt(socket.IPPROTO_UDP, UDP_GRO, 1)
+    sink.setblocking(False)
+    a, b = connected_socket(sink.getsockname()), connected_socket(sink.getsockname())
+    responder = ibp_native.AckResponder(master, 64, 65_536)
+    ids = ["dev-000001", "dev-000002"]
+    dkeys = [ibp.derive_device_key(master, d) for d in ids]
+    run = [ibp.encode_data(ids[0], dkeys[0], 100 + i, [(1, b"{}")]) for i in range(30)]
+    batch = ibp.encode_data(ids[1], dkeys[1], 5, [(1, b"{}"), (2, b"{}"), (3, b"{}")])
+    try:
+        assert ibp_native.send_segments(a.fileno(), run, 0) == len(run)
+        assert ibp_native.send_many(b.fileno(), [batch, b"IB\x01\x81junk", b"noise"], 0) == 3
+        for _ in range(100):
+            responder.serve(sink.fileno())
+            if responder.datagrams == len(run) + 1:
+                break
+        assert (responder.datagrams, responder.readings, responder.dropped) == (31, 33, 0)
+        a.settimeout(2)
+        b.settimeout(2)
+        assert [a.recv(512) for _ in run] == [ibp.encode_ack(ids[0], dkeys[0], 100 + i) for i in range(30)]
+        assert b.recv(512) == ibp.encode_ack(ids[1], dkeys[1], 7)
+        with pytest.raises(ValueError, match="master key"):
+            ibp_native.AckResponder(b"", 64, 65_536)
+    finally:
+        for s in (sink, a, b):
+            s.close()
+
+
+@needs_native
+def test_a_native_fleet_reads_its_answers_through_the_book() -> None:
+    """On the native path every link parses and verifies answers in batches against the fleet's book;
+    with a fault that drops answers one by one, the links hand each datagram over on its own."""
+
+    async def go(ack_loss: int) -> list[bool]:
+        scn = parse(
+            "devices: {count: 10}\nphases: [{name: n, kind: normal, duration_s: 1}]\n"
+            + (f"faults: {{ack_loss_percent: {ack_loss}}}\n" if ack_loss else "")
+        )
+        fleet = Fleet(scn, "127.0.0.1", 9, "t", secrets.token_bytes(32))
+        assert fleet.book is not None and len(fleet.book) == 10
+        await fleet.open()
+        batched = [isinstance(link, BatchLink) and link.book is not None for link in fleet.links]
+        fleet.close()
+        return batched
+
+    assert all(asyncio.run(go(0)))
+    assert not any(asyncio.run(go(5)))

@@ -77,6 +77,33 @@ pub(crate) fn device_data<'py>(
     idx: u64,
 ) -> PyResult<(Bound<'py, PyBytes>, usize)> {
     let raw_id = device_id.as_bytes();
+    let (mut out, n) = data_body(
+        raw_id,
+        first_seq,
+        timestamps,
+        batch,
+        max_bytes,
+        run_id.as_bytes(),
+        pad,
+        idx,
+    )?;
+    let t = tag(key, &out);
+    out.extend_from_slice(&t);
+    Ok((PyBytes::new(py, &out), n))
+}
+
+/// The unsigned DATA datagram of `device_data`: `(bytes up to the tag, readings in it)`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn data_body(
+    raw_id: &[u8],
+    first_seq: u64,
+    timestamps: &Bound<'_, PyAny>,
+    batch: usize,
+    max_bytes: usize,
+    run_id: &[u8],
+    pad: usize,
+    idx: u64,
+) -> PyResult<(Vec<u8>, usize)> {
     if raw_id.is_empty() || raw_id.len() > MAX_ID_LEN {
         return Err(PyValueError::new_err(format!(
             "device_id must be 1..{MAX_ID_LEN} UTF-8 bytes, got {}",
@@ -105,7 +132,7 @@ pub(crate) fn device_data<'py>(
         }
         let ts: u64 = ts?.extract()?;
         text.clear();
-        payload(&mut text, run_id.as_bytes(), pad, idx, first_seq + n as u64);
+        payload(&mut text, run_id, pad, idx, first_seq + n as u64);
         size += READING_OVERHEAD + text.len();
         if n > 0 && size > max_bytes {
             break;
@@ -127,9 +154,7 @@ pub(crate) fn device_data<'py>(
         return Err(PyValueError::new_err("sequence out of u32 range"));
     }
     out[count_at] = n as u8;
-    let t = tag(key, &out);
-    out.extend_from_slice(&t);
-    Ok((PyBytes::new(py, &out), n))
+    Ok((out, n))
 }
 
 /// An answer's fields, unverified: `(type, device_id, value, tag_offset)` with `value` the ACK's
@@ -148,7 +173,7 @@ pub(crate) fn parse_answer<'py>(
     }
 }
 
-fn fields(d: &[u8]) -> Result<(u8, &[u8], u32, usize), Refused> {
+pub(crate) fn fields(d: &[u8]) -> Result<(u8, &[u8], u32, usize), Refused> {
     if d.len() < 4 {
         return Err(Refused("truncated", "shorter than the header".into()));
     }

@@ -1,5 +1,5 @@
-//! `ibp_native`: the gateway's per-datagram IBP/1 work in Rust (and the simulated devices', device.rs
-//! and send.rs).
+//! `ibp_native`: the gateway's per-datagram IBP/1 work in Rust (and the simulated devices', device.rs,
+//! book.rs and send.rs, and the capacity sink's, sink.rs).
 //!
 //! Same decisions, same `ProtocolError` reasons and the same bytes as the pure-Python reference
 //! (`gateway/fastpath.py`, itself held equal to `gateway/protocol.py`); tests/gateway/test_fastpath.py
@@ -14,16 +14,18 @@ use pyo3::types::{PyBytes, PyTuple};
 use sha2::Sha256;
 
 mod batch;
+mod book;
 mod device;
 mod legacy;
 mod records;
 mod recv;
 mod send;
+mod sink;
 
 type HmacSha256 = Hmac<Sha256>;
 
 /// Bumped whenever a signature below changes: ibp/native.py refuses a stale build.
-const API: u32 = 7;
+const API: u32 = 8;
 
 const HEAD_OK: &[u8; 4] = b"IB\x01\x01";
 const VERSION: u8 = 1;
@@ -473,5 +475,7 @@ fn ibp_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(device::device_payload, m)?)?;
     m.add_function(wrap_pyfunction!(device::device_data, m)?)?;
     m.add_function(wrap_pyfunction!(device::parse_answer, m)?)?;
+    m.add_class::<book::DeviceBook>()?;
+    m.add_class::<sink::AckResponder>()?;
     Ok(())
 }

@@ -110,7 +110,7 @@ fn send_segmented(fd: i32, items: &[Bound<'_, PyBytes>]) -> std::io::Result<usiz
 
 /// The runs of `lens` that can each go as one segmented message, as (datagrams, segment size): one
 /// size throughout save a shorter last one, at most `MAX_SEGMENTS` and `MAX_SEGMENTED_BYTES`.
-fn segment_runs(lens: &[usize]) -> Vec<(usize, usize)> {
+pub(crate) fn segment_runs(lens: &[usize]) -> Vec<(usize, usize)> {
     let mut runs = Vec::new();
     let mut i = 0;
     while i < lens.len() {
@@ -141,6 +141,21 @@ fn send_runs(
     runs: &[(usize, usize)],
 ) -> std::io::Result<usize> {
     let mut iovs = iovecs(items);
+    // SAFETY: the iovecs point into live Python bytes objects held in `items`
+    unsafe { send_run_msgs(fd, &mut iovs, runs, None) }
+}
+
+/// `send_runs` of the datagrams `iovs`, run r to `names[r]` when given (an unconnected socket: the
+/// capacity sink's ACKs, sink.rs), else to the connected peer.
+///
+/// # Safety
+/// Every iovec must point at bytes alive until the call returns.
+pub(crate) unsafe fn send_run_msgs(
+    fd: i32,
+    iovs: &mut [libc::iovec],
+    runs: &[(usize, usize)],
+    mut names: Option<&mut [Name]>,
+) -> std::io::Result<usize> {
     // SAFETY: CMSG_SPACE is arithmetic on its argument
     let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) } as usize;
     let words = space.div_ceil(8);
@@ -148,10 +163,15 @@ fn send_runs(
     let mut msgs: Vec<libc::mmsghdr> = Vec::with_capacity(runs.len());
     let mut first = 0usize;
     for (r, &(n, size)) in runs.iter().enumerate() {
-        // SAFETY: msghdr is plain old data; iov and the control message are set below
+        // SAFETY: msghdr is plain old data; iov, the name and the control message are set below
         let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
         h.msg_hdr.msg_iov = iovs[first..].as_mut_ptr();
         h.msg_hdr.msg_iovlen = n;
+        if let Some(names) = names.as_deref_mut() {
+            let (name, len) = &mut names[r];
+            h.msg_hdr.msg_name = (name as *mut libc::sockaddr_storage).cast();
+            h.msg_hdr.msg_namelen = *len;
+        }
         if n > 1 {
             h.msg_hdr.msg_control = control[r * words..].as_mut_ptr().cast();
             h.msg_hdr.msg_controllen = space;
@@ -167,8 +187,8 @@ fn send_runs(
         msgs.push(h);
         first += n;
     }
-    // SAFETY: every header points at iovecs of live Python bytes objects held in `items` and at its
-    // control words in `control`, all alive until the call returns
+    // SAFETY: every header points at the caller's iovecs, at a name in `names` and at its control
+    // words in `control`, all alive until the call returns
     unsafe { sendmmsg(fd, &mut msgs) }
 }
 
@@ -190,7 +210,7 @@ fn iovecs(items: &[Bound<'_, PyBytes>]) -> Vec<libc::iovec> {
 ///
 /// # Safety
 /// Every pointer in `msgs` (iovecs, names, control messages) must be valid for the call.
-unsafe fn sendmmsg(fd: i32, msgs: &mut [libc::mmsghdr]) -> std::io::Result<usize> {
+pub(crate) unsafe fn sendmmsg(fd: i32, msgs: &mut [libc::mmsghdr]) -> std::io::Result<usize> {
     let n = libc::sendmmsg(
         fd,
         msgs.as_mut_ptr(),
@@ -204,7 +224,7 @@ unsafe fn sendmmsg(fd: i32, msgs: &mut [libc::mmsghdr]) -> std::io::Result<usize
     }
 }
 
-type Name = (libc::sockaddr_storage, libc::socklen_t);
+pub(crate) type Name = (libc::sockaddr_storage, libc::socklen_t);
 
 /// `datagrams[at..end]` as bytes objects (a TypeError names anything else).
 fn bytes_at<'py>(
