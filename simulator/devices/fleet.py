@@ -154,15 +154,7 @@ class Fleet(Wheel, Transport, Journal):
         self.ack_loss = scn.faults.ack_loss_percent / 100
         self._payload_pad = datagram.pad_for(scn.reading.payload_bytes, len(self.run_id))
         self._check_fits()
-        if self.native is not None and self.protocol == "ibp1":
-            self.book = self.native.DeviceBook(
-                [d.id for d in self.devices],
-                [d.key for d in self.devices],
-                self.run_id,
-                self._payload_pad,
-                self.batch,
-                self.max_bytes,
-            )
+        self.book = self.make_book()
         self._mono0 = time.monotonic()
         self._wall0 = time.time()
         self._stopping = False
@@ -171,6 +163,21 @@ class Fleet(Wheel, Transport, Journal):
         self._gen_k = 0
         self._clock_started = False
         self._transitions: list[tuple[float, bool]] = []  # (monotonic time, online) applied by the tick loop
+
+    def make_book(self) -> Any:
+        """The devices' ``ibp_native.DeviceBook`` (ids, keyed HMACs, the fleet's datagram rules): built
+        once with the fleet, so its memory counts per device; None for legacy protocols or without the
+        native module."""
+        if self.native is None or self.protocol != "ibp1":
+            return None
+        return self.native.DeviceBook(
+            [d.id for d in self.devices],
+            [d.key for d in self.devices],
+            self.run_id,
+            self._payload_pad,
+            self.batch,
+            self.max_bytes,
+        )
 
     # ------------------------------------------------------------------ control
 

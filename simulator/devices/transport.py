@@ -177,14 +177,15 @@ class Transport:
         return datagram.payload(self.run_id, self._payload_pad, dev.idx, seq)
 
     def _xmit(self, dev: Device, data: bytes) -> None:
-        self.counters.datagrams += 1
-        if len(data) > self.counters.max_datagram_bytes:
-            self.counters.max_datagram_bytes = len(data)
+        c = self.counters
+        c.datagrams += 1
+        if len(data) > c.max_datagram_bytes:
+            c.max_datagram_bytes = len(data)
         if self.loss and self.rng.random() < self.loss:
-            self.counters.lost_by_fault += 1
+            c.lost_by_fault += 1
             return
         if not self.links[dev.sock].send(data):
-            self.counters.send_errors += 1
+            c.send_errors += 1
 
     def _send(self, dev: Device, now: float) -> None:
         """Send the oldest unacked readings as one batch (or wait for the per-device rate cap)."""
@@ -198,8 +199,9 @@ class Transport:
             self._send_legacy(dev, now)
             return
         first = dev.base_seq
-        if self.book is not None:
-            data, n = self.book.data(dev.idx, first, dev.buf)
+        book = self.book
+        if book is not None:
+            data, n = book.data(dev.idx, first, dev.buf)
         elif self.native is not None:
             data, n = self.native.device_data(
                 dev.id,
@@ -216,9 +218,10 @@ class Transport:
             readings = self._batch(dev, first)
             n = len(readings)
             data = ibp.encode_data(dev.id, dev.key, first, readings)
+        c = self.counters
         if dev.attempt:
-            self.counters.retransmits += 1
-        self.counters.sent_readings += n
+            c.retransmits += 1
+        c.sent_readings += n
         dev.inflight_last = first + n - 1
         if dev.unanswered_since < 0:
             dev.unanswered_since = now

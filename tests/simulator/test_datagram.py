@@ -72,6 +72,7 @@ def test_every_datagram_fits_the_cap_and_decodes(
     dev = fleet.devices[0]
     dev.id = device_ids("sim-", count, count - 1, count)[0]  # ... with an id as long as the big fleet's
     dev.key = ibp.derive_device_key(KEY, dev.id)
+    fleet.book = fleet.make_book()  # the book holds the ids and keys the fleet was built with
     assert fleet.full_batch() == full
     sent = _sent(fleet, 0, backlog)
     seq = dev.first_seq
