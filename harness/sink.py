@@ -10,7 +10,6 @@ it, not the simulator, set the measured device count. Run it in its own process 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import socket
 import struct
@@ -18,6 +17,7 @@ import struct
 from gateway import hotpath
 from gateway.udp_io import TransportIO, UdpIO, open_udp, set_rcvbuf
 from ibp import protocol as ibp
+from simulator.devices.sockets import enable_gro
 
 RCVBUF_BYTES = 32 * 1024 * 1024  # a herd of 5,000 devices flushing 1,472-byte datagrams at once: ~12 MB
 
@@ -56,7 +56,6 @@ class AckSink(asyncio.DatagramProtocol):
 
 
 SLOTS = 64  # buffers per recvmmsg of the native responder (each up to a GRO run of datagrams)
-UDP_GRO = 104  # linux/udp.h (the socket module has no name for it)
 ROUNDS = 16  # recvmmsg calls per wakeup at most
 
 
@@ -71,8 +70,7 @@ async def serve(master_key: bytes, host: str = "127.0.0.1", port: int = 0) -> No
     if hotpath.IMPL == "native":
         # the whole round in Rust: recvmmsg, ACKs, sendmmsg (gateway/native/src/sink.rs says why)
         responder = hotpath.native_module().AckResponder(master_key, SLOTS, 65_536)
-        with contextlib.suppress(OSError):  # a kernel before 5.0: one datagram per slot, as before
-            sock.setsockopt(socket.IPPROTO_UDP, UDP_GRO, 1)
+        enable_gro(sock)  # False on a kernel before 5.0: one datagram per slot, as before
         sock.setblocking(False)
         fd = sock.fileno()
 

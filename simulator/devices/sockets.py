@@ -147,8 +147,9 @@ class BatchLink:
         # a receiver shared by the fleet's links (answer_receiver), or one of its own
         self.rx = rx if rx is not None else native.Receiver(SLOTS, max_answer_bytes)
         # with the fleet's DeviceBook, a recvmmsg of answers is parsed and verified in the same call
-        self.book, self.on_answers = (book, on_answers) if on_answers is not None else (None, None)
-        self._take = self._take_answers if self.book is not None else self._take_datagrams
+        batched = book is not None and on_answers is not None
+        self.book, self.on_answers = (book, on_answers) if batched else (None, None)
+        self._take = self._take_answers if batched else self._take_datagrams
         self.native = native
         self.segmenting = can_segment(sock)  # until the route refuses a segmented message (flush)
         self.queue: list[bytes] = []

@@ -202,18 +202,6 @@ class Transport:
         book = self.book
         if book is not None:
             data, n = book.data(dev.idx, first, dev.buf)
-        elif self.native is not None:
-            data, n = self.native.device_data(
-                dev.id,
-                dev.key,
-                first,
-                dev.buf,
-                self.batch,
-                self.max_bytes,
-                self.run_id,
-                self._payload_pad,
-                dev.idx,
-            )
         else:
             readings = self._batch(dev, first)
             n = len(readings)
@@ -234,7 +222,7 @@ class Transport:
 
         The same rule as the firmware's sender: the device id's overhead, then readings while they fit.
         A retransmission after a timeout rebuilds the same batch: the same readings, the same bytes.
-        The reference of ``ibp_native.device_data`` (tests/simulator/test_native_device.py).
+        The reference of ``ibp_native.DeviceBook.data`` and ``device_data`` (tests/simulator/test_native_device.py).
         """
         buf = dev.buf
         size = datagram.data_overhead(dev.id)
@@ -286,9 +274,9 @@ class Transport:
             return
         book = self.book
         answer = book.check(data) if book is not None else datagram.judge_answer(data, self.by_id)
-        if answer[0] == ibp.T_AUTH_FAIL:
+        if answer == datagram.AUTH_FAIL_ANSWER:
             self.on_answers([], 1, 0)
-        elif answer[0] == 0:
+        elif answer == datagram.BAD_ANSWER:
             self.on_answers([], 0, 1)
         else:
             self.on_answers([answer], 0, 0)

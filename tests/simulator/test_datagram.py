@@ -67,7 +67,7 @@ def test_every_datagram_fits_the_cap_and_decodes(
     scn = parse(text)
     full = readings_per_datagram(scn)
     assert 1 <= full <= batch
-    scn.devices.count = min(count, 3)  # build only a few devices ...
+    scn.devices.count = 1  # build one device (a second could have the id given to it below) ...
     fleet = Fleet(scn, "127.0.0.1", 9, new_run_id(name), KEY)
     dev = fleet.devices[0]
     dev.id = device_ids("sim-", count, count - 1, count)[0]  # ... with an id as long as the big fleet's

@@ -18,9 +18,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::device::{data_body, fields};
-use crate::{check_id, HmacSha256, MAX_ID_LEN};
+use crate::{check_id, HmacSha256, MAX_ID_LEN, T_AUTH_FAIL};
 
-const T_AUTH_FAIL: u8 = 0x83;
 /// `check`'s answer for a datagram no device can use (malformed, unknown device, wrong tag)
 pub(crate) const BAD: (u8, i64, u32) = (0, -1, 0);
 pub(crate) const AUTH_FAIL: (u8, i64, u32) = (T_AUTH_FAIL, -1, 0);

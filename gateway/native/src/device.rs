@@ -11,10 +11,11 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::{be_u32, check_id, raise, tag, Refused, MAX_ID_LEN, MAX_SEQ, TAG_LEN, T_ACK, T_BUSY};
+use crate::{
+    be_u32, check_id, raise, tag, Refused, MAX_ID_LEN, MAX_SEQ, TAG_LEN, T_ACK, T_AUTH_FAIL,
+    T_BUSY, T_DATA,
+};
 
-const T_DATA: u8 = 0x01;
-const T_AUTH_FAIL: u8 = 0x83;
 const MAX_COUNT: usize = 255;
 const READING_OVERHEAD: usize = 8 + 2;
 

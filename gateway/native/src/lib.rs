@@ -32,8 +32,10 @@ const VERSION: u8 = 1;
 pub(crate) const MAX_ID_LEN: usize = 64;
 pub(crate) const TAG_LEN: usize = 32;
 pub(crate) const MAX_SEQ: u64 = 0xFFFF_FFFF;
+pub(crate) const T_DATA: u8 = 0x01;
 pub(crate) const T_ACK: u8 = 0x81;
 pub(crate) const T_BUSY: u8 = 0x82;
+pub(crate) const T_AUTH_FAIL: u8 = 0x83;
 /// CPython refuses integer literals longer than this (sys.get_int_max_str_digits()); the reference
 /// then answers "not JSON", so this module does too.
 const INT_MAX_STR_DIGITS: usize = 4300;
@@ -246,15 +248,20 @@ fn answer<'py>(
         return Err(PyValueError::new_err("device id longer than 255 bytes"));
     }
     let mut out = Vec::with_capacity(5 + raw_id.len() + value.len() + TAG_LEN);
+    answer_body(&mut out, raw_id, mtype, value);
+    let t = tag(key, &out);
+    out.extend_from_slice(&t);
+    Ok(PyBytes::new(py, &out))
+}
+
+/// An answer up to its tag, appended to `out`: header, id (at most 255 bytes), value.
+pub(crate) fn answer_body(out: &mut Vec<u8>, raw_id: &[u8], mtype: u8, value: &[u8]) {
     out.extend_from_slice(b"IB");
     out.push(VERSION);
     out.push(mtype);
     out.push(raw_id.len() as u8);
     out.extend_from_slice(raw_id);
     out.extend_from_slice(value);
-    let t = tag(key, &out);
-    out.extend_from_slice(&t);
-    Ok(PyBytes::new(py, &out))
 }
 
 /// ACK for an already valid raw id, byte-identical to ibp.protocol.encode_ack.

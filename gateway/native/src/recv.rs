@@ -266,7 +266,8 @@ impl Receiver {
             })
             .collect();
         if self.gro {
-            let (space, words) = (gro_space(), gro_space().div_ceil(8));
+            let space = gro_space();
+            let words = space.div_ceil(8);
             for (i, h) in msgs.iter_mut().enumerate() {
                 h.msg_hdr.msg_control = self.control[i * words..].as_mut_ptr().cast();
                 h.msg_hdr.msg_controllen = space;

@@ -19,10 +19,9 @@ use pyo3::prelude::*;
 
 use crate::recv::Receiver;
 use crate::send::{segment_runs, send_run_msgs, Name};
-use crate::{be_u32, HmacSha256, MAX_ID_LEN, TAG_LEN, T_ACK};
+use crate::{answer_body, be_u32, HmacSha256, MAX_ID_LEN, TAG_LEN, T_ACK, T_DATA};
 
 const KEY_LABEL: &[u8] = b"ibp1-device-key:";
-const T_DATA: u8 = 0x01;
 /// devices whose keyed HMAC is kept; the cache starts over when it is full
 const KEYS_MAX: usize = 2_000_000;
 /// how long one `serve` waits, at most, for room in a full send buffer before it drops the rest
@@ -104,11 +103,7 @@ impl AckResponder {
             }
             let mut mac = self.keys[raw_id].clone();
             let start = self.out.len();
-            self.out.extend_from_slice(b"IB\x01");
-            self.out.push(T_ACK);
-            self.out.push(raw_id.len() as u8);
-            self.out.extend_from_slice(raw_id);
-            self.out.extend_from_slice(&last.to_be_bytes());
+            answer_body(&mut self.out, raw_id, T_ACK, &last.to_be_bytes());
             mac.update(&self.out[start..]);
             self.out.extend_from_slice(&mac.finalize().into_bytes());
             self.acks.push((start, self.out.len() - start, i));
