@@ -42,16 +42,24 @@ if TYPE_CHECKING:
 GC_GEN0_THRESHOLD = 50_000
 
 
-def _settle_heap() -> None:
+def settle_heap() -> tuple[int, int, int]:
     """Keep the cyclic collector off the fleet: 100,000 devices are a million long-lived objects (the
     device, its buffer, the wheel's entries) that every full collection walked, a few hundred ms at a time
     (the tick loop ran late by that much), for no garbage: the fleet makes no reference cycles. What is
     alive when the sockets open is frozen out of the walks, and the young generation is collected every
-    50,000 allocations instead of 2,000 (the gateway's worker does the same)."""
+    50,000 allocations instead of 2,000 (the gateway's worker does the same). Returns the thresholds it
+    replaced, for a caller that gives them back (``restore_heap``: the bench's fleet runs inside pytest)."""
     gc.collect()
     gc.freeze()
-    _, gen1, gen2 = gc.get_threshold()
-    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
+    before = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, before[1], before[2])
+    return before
+
+
+def restore_heap(thresholds: tuple[int, int, int]) -> None:
+    """Undo ``settle_heap``: the frozen objects are walked again, at the thresholds it replaced."""
+    gc.unfreeze()
+    gc.set_threshold(*thresholds)
 
 
 class Transport:
@@ -123,7 +131,7 @@ class Transport:
     # ------------------------------------------------------------------ sockets
 
     async def open(self) -> None:
-        _settle_heap()
+        settle_heap()
         loop = asyncio.get_running_loop()
         if self.native is None:
             self.book = None  # the pure-Python reference all through

@@ -4,6 +4,7 @@ UDP sockets against the acking sink acks every reading with them."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import secrets
 
 from harness.loadgen import Fleet, fleet_keys
@@ -32,18 +33,33 @@ def test_prebuild_encodes_every_batch_and_a_partial_ack_gets_a_fresh_datagram() 
 
 
 def test_a_prebuilt_fleet_is_fully_acked_on_real_sockets() -> None:
+    """While it runs the fleet is out of the cyclic collector's walks; afterwards the process's collector is
+    as it was (the fleet runs inside pytest and the bench)."""
+    seen: list[tuple[int, tuple[int, int, int]]] = []
+
     async def go() -> tuple[int, int, int]:
         key = secrets.token_bytes(32)
         loop = asyncio.get_running_loop()
         tr, sink = await loop.create_datagram_endpoint(lambda: AckSink(key), local_addr=("127.0.0.1", 0))
         fleet = _fleet(tr.get_extra_info("sockname")[1], key)
         fleet.prebuild()
+        received = sink.datagram_received
+
+        def probe(data: bytes, addr: tuple[str, int]) -> None:  # while the fleet runs
+            seen.append((gc.get_freeze_count(), gc.get_threshold()))
+            received(data, addr)
+
+        sink.datagram_received = probe  # type: ignore[method-assign]
         result = await fleet.run(timeout_s=30)
         tr.close()
         return result.readings, result.fully_acked, sink.readings
 
+    gc.unfreeze()
+    before = gc.get_threshold()
     readings, fully_acked, at_sink = asyncio.run(go())
     assert (readings, fully_acked, at_sink) == (30 * 23, 30, 30 * 23)
+    assert seen and seen[0][0] > 0 and seen[0][1][0] == 50_000  # settled during the run
+    assert (gc.get_freeze_count(), gc.get_threshold()) == (0, before)
 
 
 def test_a_paced_fleet_offers_its_rate_and_no_more() -> None:
