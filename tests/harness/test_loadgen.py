@@ -13,7 +13,17 @@ from ibp import protocol
 
 
 def _fleet(port: int, key: bytes) -> Fleet:
-    return Fleet("127.0.0.1", port, fleet_keys(key, 30, "lg"), readings_per_device=23, batch=10, run_id="lg")
+    """An ACK timeout far above loopback's round trip: the sink counts every datagram, and a host busy with
+    the suite's last test (a stall of half a second: 0.5 s was the timeout) made retransmissions it counted."""
+    return Fleet(
+        "127.0.0.1",
+        port,
+        fleet_keys(key, 30, "lg"),
+        readings_per_device=23,
+        batch=10,
+        run_id="lg",
+        ack_timeout_s=5.0,
+    )
 
 
 def test_prebuild_encodes_every_batch_and_a_partial_ack_gets_a_fresh_datagram() -> None:
