@@ -183,10 +183,13 @@ def pid_alive(pid: int) -> bool:
 
 
 def _children(pid: int) -> list[int]:
+    """The children of ``pid``; none once it has exited. A short-lived process seen one level up can be
+    gone by the time its task directory is read (CI, 2026-12-07: FileNotFoundError '/proc/2653/task')."""
     out: list[int] = []
-    for children in Path(f"/proc/{pid}/task").glob("*/children"):
-        with contextlib.suppress(OSError):
-            out += [int(c) for c in children.read_text().split()]
+    with contextlib.suppress(OSError):
+        for children in Path(f"/proc/{pid}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                out += [int(c) for c in children.read_text().split()]
     return out
 
 
